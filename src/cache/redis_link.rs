@@ -1,0 +1,66 @@
+//! The connection to Redis (L2 and the backplane), built so that a Redis
+//! outage costs callers at most the command timeout, never an error.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+
+use crate::settings::RedisSettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisHealth {
+    Ok,
+    Disabled,
+    Error,
+}
+
+/// A lazily connecting, self-reconnecting Redis connection. Creating it never
+/// blocks or fails on an unreachable server: warmline starts without Redis
+/// and picks it up when it appears.
+#[derive(Clone)]
+pub struct RedisLink {
+    manager: ConnectionManager,
+    command_timeout: Duration,
+}
+
+impl RedisLink {
+    pub fn new(settings: &RedisSettings) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(settings.url.expose_secret())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(
+                settings.command_timeout.max(Duration::from_millis(250)),
+            ))
+            .set_response_timeout(Some(settings.command_timeout))
+            // Reconnect quickly in the background; callers never wait for it
+            // longer than the command timeout they wrap around each call.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1));
+        Ok(RedisLink {
+            manager: ConnectionManager::new_lazy_with_config(client, config)?,
+            command_timeout: settings.command_timeout,
+        })
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// A clone of the multiplexed connection, for issuing commands.
+    pub fn connection(&self) -> ConnectionManager {
+        self.manager.clone()
+    }
+
+    /// `PING` bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> RedisHealth {
+        let mut conn = self.manager.clone();
+        let ping = redis::cmd("PING");
+        let probe = ping.query_async::<String>(&mut conn);
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(Ok(pong)) if pong == "PONG" => RedisHealth::Ok,
+            _ => RedisHealth::Error,
+        }
+    }
+}

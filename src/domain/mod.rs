@@ -1,0 +1,13 @@
+//! The types every inner module speaks, built once at the edge.
+//!
+//! Parse, don't validate: a [`PhoneNumber`] is E.164 by construction, a
+//! [`TenantId`] or [`CallId`] is non-empty and bounded. Code below the edge takes
+//! these types and never re-checks a raw string.
+
+mod ids;
+mod phone;
+mod provider;
+
+pub use ids::{CallId, IdError, TenantId};
+pub use phone::{PhoneError, PhoneNumber, mask_phone};
+pub use provider::Provider;

@@ -1,0 +1,189 @@
+use std::fmt;
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero).
+///
+/// There is deliberately no `Display`: a number reaches a log line or a span
+/// only through [`PhoneNumber::masked`] (also what `Debug` prints), and reaches
+/// storage or an upstream through [`PhoneNumber::as_str`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("phone number contains `{0}`; expected digits, spaces, dashes, dots or parentheses")]
+    BadCharacter(char),
+    #[error("phone number has {0} digits; E.164 allows 8 to 15")]
+    BadLength(usize),
+    #[error("phone number has no country code; expected it to start with `+`")]
+    NoCountryCode,
+    #[error("country code cannot start with 0")]
+    LeadingZero,
+}
+
+impl PhoneNumber {
+    /// Parses an international number, tolerating the usual formatting
+    /// (`+1 (415) 555-0123`, `0044 20 7946 0000`).
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        Self::parse_with_default_country(raw, None)
+    }
+
+    /// Like [`parse`](Self::parse), but a national number (no `+` or `00`) gets
+    /// `country_code` prepended: `("415 555 0123", Some("1"))` → `+14155550123`.
+    /// A leading trunk `0` of a national number is dropped, as dialling does.
+    pub fn parse_with_default_country(
+        raw: &str,
+        country_code: Option<&str>,
+    ) -> Result<Self, PhoneError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        let (international, body) = if let Some(rest) = raw.strip_prefix('+') {
+            (true, rest)
+        } else if let Some(rest) = raw.strip_prefix("00") {
+            (true, rest)
+        } else {
+            (false, raw)
+        };
+        let mut digits = String::with_capacity(16);
+        for c in body.chars() {
+            match c {
+                '0'..='9' => digits.push(c),
+                ' ' | '-' | '.' | '(' | ')' | '\u{a0}' => {}
+                other => return Err(PhoneError::BadCharacter(other)),
+            }
+        }
+        if !international {
+            let Some(cc) = country_code else {
+                return Err(PhoneError::NoCountryCode);
+            };
+            let national = digits.trim_start_matches('0');
+            digits = format!("{cc}{national}");
+        }
+        if digits.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        if digits.starts_with('0') {
+            return Err(PhoneError::LeadingZero);
+        }
+        if !(8..=15).contains(&digits.len()) {
+            return Err(PhoneError::BadLength(digits.len()));
+        }
+        Ok(PhoneNumber(format!("+{digits}")))
+    }
+
+    /// The full E.164 string, for storage and upstream requests only.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form that may appear in logs, spans and pages: the country prefix
+    /// and the last four digits, `+1******0123`.
+    pub fn masked(&self) -> String {
+        mask_phone(&self.0)
+    }
+}
+
+/// Masks anything that looks like a phone number: keeps the first two and last
+/// four characters. Used for values that failed to parse as well, so an invalid
+/// number is not leaked verbatim either.
+pub fn mask_phone(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..2].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+impl AsRef<str> for PhoneNumber {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for PhoneNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        PhoneNumber::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formatted_international_numbers_normalise_to_e164() {
+        for raw in [
+            "+14155550123",
+            "+1 (415) 555-0123",
+            "001 415.555.0123",
+            " +1-415-555-0123 ",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(raw).unwrap().as_str(),
+                "+14155550123",
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_national_number_takes_the_default_country_and_drops_the_trunk_zero() {
+        let n = PhoneNumber::parse_with_default_country("020 7946 0000", Some("44")).unwrap();
+        assert_eq!(n.as_str(), "+442079460000");
+        assert_eq!(
+            PhoneNumber::parse("4155550123"),
+            Err(PhoneError::NoCountryCode)
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        assert_eq!(PhoneNumber::parse(""), Err(PhoneError::Empty));
+        assert_eq!(
+            PhoneNumber::parse("+1 415 CALL NOW"),
+            Err(PhoneError::BadCharacter('C'))
+        );
+        assert_eq!(PhoneNumber::parse("+123"), Err(PhoneError::BadLength(3)));
+        assert_eq!(
+            PhoneNumber::parse("+1234567890123456"),
+            Err(PhoneError::BadLength(16))
+        );
+        assert_eq!(
+            PhoneNumber::parse("+0123456789"),
+            Err(PhoneError::LeadingZero)
+        );
+    }
+
+    #[test]
+    fn debug_and_masked_never_show_the_middle_digits() {
+        let n = PhoneNumber::parse("+14155550123").unwrap();
+        assert_eq!(n.masked(), "+1******0123");
+        assert_eq!(format!("{n:?}"), "PhoneNumber(+1******0123)");
+        assert_eq!(mask_phone("12345"), "*****");
+    }
+
+    #[test]
+    fn deserialising_parses() {
+        let n: PhoneNumber = serde_json::from_str("\"+1 415 555 0123\"").unwrap();
+        assert_eq!(n.as_str(), "+14155550123");
+        assert!(serde_json::from_str::<PhoneNumber>("\"call me\"").is_err());
+    }
+}

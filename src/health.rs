@@ -1,0 +1,124 @@
+//! `/health` (liveness), `/ready` (readiness with dependency status) and the
+//! human-readable status page at `/`.
+//!
+//! `/ready` stays 200 while warmline can answer webhooks — which it can from
+//! cache even when the database or Redis is down, so those only set
+//! `degraded`. It turns 503 once shutdown has begun, so a load balancer stops
+//! sending new calls while in-flight ones drain.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Serialize;
+
+use crate::cache::RedisHealth;
+use crate::startup::AppState;
+
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_millis(1_000);
+const REDIS_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseHealth {
+    Ok,
+    Error,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub degraded: bool,
+    pub database: DatabaseHealth,
+    pub database_backend: &'static str,
+    pub redis: RedisHealth,
+    pub version: &'static str,
+}
+
+#[get("/health")]
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+#[get("/ready")]
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let r = readiness(&state).await;
+    let mut resp = if r.status == "shutting_down" {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    resp.insert_header(("cache-control", "no-store")).json(r)
+}
+
+/// Probes the database and Redis concurrently, each within its own timeout.
+pub async fn readiness(state: &AppState) -> Readiness {
+    let db = async {
+        if !state.schema_ready.load(Ordering::Acquire) {
+            return DatabaseHealth::Error;
+        }
+        match state.store.ping(DATABASE_PROBE_TIMEOUT).await {
+            Ok(()) => DatabaseHealth::Ok,
+            Err(_) => DatabaseHealth::Error,
+        }
+    };
+    let redis = async {
+        match &state.redis {
+            None => RedisHealth::Disabled,
+            Some(link) => link.ping(REDIS_PROBE_TIMEOUT).await,
+        }
+    };
+    let (database, redis) = tokio::join!(db, redis);
+    let degraded = database == DatabaseHealth::Error || redis == RedisHealth::Error;
+    let status = if state.shutting_down.load(Ordering::Acquire) {
+        "shutting_down"
+    } else if degraded {
+        "degraded"
+    } else {
+        "ready"
+    };
+    Readiness {
+        status,
+        degraded,
+        database,
+        database_backend: state.store.backend().as_str(),
+        redis,
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "status.html")]
+struct StatusPage {
+    version: &'static str,
+    degraded: bool,
+    database: &'static str,
+    database_backend: &'static str,
+    redis: &'static str,
+}
+
+/// The same facts as `/ready`, for a person; refreshes itself while visible.
+#[get("/")]
+async fn status_page(state: web::Data<AppState>) -> StatusPage {
+    let r = readiness(&state).await;
+    StatusPage {
+        version: r.version,
+        degraded: r.degraded,
+        database: match r.database {
+            DatabaseHealth::Ok => "ok",
+            DatabaseHealth::Error => "error",
+        },
+        database_backend: r.database_backend,
+        redis: match r.redis {
+            RedisHealth::Ok => "ok",
+            RedisHealth::Disabled => "disabled",
+            RedisHealth::Error => "error",
+        },
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health).service(ready).service(status_page);
+}

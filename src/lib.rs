@@ -1,0 +1,16 @@
+//! warmline: a webhook gateway that gives voice-AI phone agents instant caller
+//! context from slow SaaS systems.
+//!
+//! Data flows one way: webhooks → calls → cache → upstreams, and
+//! calls → writebehind → store. See README.md for the architecture.
+
+pub mod assets;
+pub mod cache;
+pub mod cli;
+pub mod domain;
+pub mod error;
+pub mod health;
+pub mod settings;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,339 @@
+//! Typed settings, read once from the environment at start.
+//!
+//! Every setting has a default that works on a fresh machine with nothing set:
+//! a local SQLite file, the in-process cache only, a loopback listener. A value
+//! that does not parse stops the start with one line naming the variable, so an
+//! operator never has to guess which of twenty variables was wrong.
+//!
+//! Secrets (database and Redis passwords, tokens) are wrapped in
+//! [`secrecy::SecretString`] and only ever shown redacted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where warmline stores its durable state.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; may contain a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a request may wait for a pooled connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+/// The optional shared tier (L2 cache and the invalidation backplane).
+#[derive(Clone)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    /// Upper bound on any single Redis command: a Redis brown-out must never
+    /// cost a caller more than this.
+    pub command_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub redis: Option<RedisSettings>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// A setting that could not be used; the message names the variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {var}: {reason}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://warmline.db?mode=rwc";
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads settings from a map of variables; the process environment is one
+    /// such map, tests pass their own.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+
+        let addr = parse_var(
+            "WARMLINE_ADDR",
+            get("WARMLINE_ADDR").as_deref().unwrap_or(DEFAULT_ADDR),
+            |v| v.parse::<SocketAddr>().map_err(|e| e.to_string()),
+        )?;
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        validate_database_url(&database_url).map_err(|reason| SettingsError {
+            var: "DATABASE_URL",
+            reason,
+        })?;
+        let max_connections = match get("WARMLINE_DB_MAX_CONNECTIONS") {
+            Some(v) => parse_var("WARMLINE_DB_MAX_CONNECTIONS", &v, |v| {
+                match v.parse::<u32>() {
+                    Ok(0) => Err("must be at least 1".into()),
+                    Ok(n) => Ok(n),
+                    Err(e) => Err(e.to_string()),
+                }
+            })?,
+            None => 10,
+        };
+        let acquire_timeout = duration_var(&get, "WARMLINE_DB_ACQUIRE_TIMEOUT_MS", 2_000)?;
+
+        let redis = match get("REDIS_URL") {
+            None => None,
+            Some(url) => {
+                validate_redis_url(&url).map_err(|reason| SettingsError {
+                    var: "REDIS_URL",
+                    reason,
+                })?;
+                Some(RedisSettings {
+                    url: url.into(),
+                    command_timeout: duration_var(&get, "WARMLINE_REDIS_TIMEOUT_MS", 50)?,
+                })
+            }
+        };
+
+        let log_filter = get("RUST_LOG").unwrap_or_else(|| "info,sqlx=warn".into());
+        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| SettingsError {
+            var: "RUST_LOG",
+            reason: e.to_string(),
+        })?;
+        let log_format = match get("WARMLINE_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError {
+                    var: "WARMLINE_LOG_FORMAT",
+                    reason: format!("expected `text` or `json`, got `{other}`"),
+                });
+            }
+        };
+
+        Ok(Settings {
+            addr,
+            database: DatabaseSettings {
+                url: database_url.into(),
+                max_connections,
+                acquire_timeout,
+            },
+            redis,
+            log_filter,
+            log_format,
+            shutdown_grace: duration_var(&get, "WARMLINE_SHUTDOWN_GRACE_MS", 10_000)?,
+        })
+    }
+}
+
+fn parse_var<T>(
+    var: &'static str,
+    value: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, SettingsError> {
+    parse(value).map_err(|reason| SettingsError {
+        var,
+        reason: format!("`{value}`: {reason}"),
+    })
+}
+
+fn duration_var(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default_ms: u64,
+) -> Result<Duration, SettingsError> {
+    match get(var) {
+        None => Ok(Duration::from_millis(default_ms)),
+        Some(v) => parse_var(var, &v, |v| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| "expected a whole number of milliseconds".into())
+        }),
+    }
+}
+
+fn validate_database_url(url: &str) -> Result<(), String> {
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}`: expected sqlite://PATH or postgres://USER@HOST:PORT/DB",
+            redact_url(url)
+        ))
+    }
+}
+
+fn validate_redis_url(url: &str) -> Result<(), String> {
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("`{}`: {e}", redact_url(url)))
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{}://{}@{}", &url[..scheme_end], masked, &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Display for Settings {
+    /// The settings as printed at start: every secret redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  WARMLINE_ADDR          {}", self.addr)?;
+        writeln!(
+            f,
+            "  DATABASE_URL           {}",
+            redact_url(self.database.url.expose_secret())
+        )?;
+        match &self.redis {
+            Some(r) => writeln!(
+                f,
+                "  REDIS_URL              {} (command timeout {} ms)",
+                redact_url(r.url.expose_secret()),
+                r.command_timeout.as_millis()
+            )?,
+            None => writeln!(f, "  REDIS_URL              (unset: in-process cache only)")?,
+        }
+        writeln!(f, "  RUST_LOG               {}", self.log_filter)?;
+        write!(
+            f,
+            "  WARMLINE_LOG_FORMAT    {}",
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_set_gives_the_embedded_defaults() {
+        let s = Settings::from_vars(&HashMap::new()).expect("defaults parse");
+        assert_eq!(s.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(s.database.url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert!(s.redis.is_none());
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_bad_address_names_the_variable() {
+        let err = Settings::from_vars(&vars(&[("WARMLINE_ADDR", "localhost")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "WARMLINE_ADDR");
+        assert!(
+            err.to_string()
+                .starts_with("invalid WARMLINE_ADDR: `localhost`")
+        );
+    }
+
+    #[test]
+    fn an_unknown_database_scheme_names_the_variable_without_the_password() {
+        let err = Settings::from_vars(&vars(&[("DATABASE_URL", "mysql://u:hunter2@h/db")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_redis_url_names_the_variable() {
+        let err = Settings::from_vars(&vars(&[("REDIS_URL", "http://nope")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "REDIS_URL");
+    }
+
+    #[test]
+    fn a_bad_log_filter_or_format_names_the_variable() {
+        let err = Settings::from_vars(&vars(&[("RUST_LOG", "warmline=loudest")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "RUST_LOG");
+        let err = Settings::from_vars(&vars(&[("WARMLINE_LOG_FORMAT", "xml")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "WARMLINE_LOG_FORMAT");
+    }
+
+    #[test]
+    fn printed_settings_never_show_passwords() {
+        let s = Settings::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://app:s3cret@db:5432/warmline"),
+            ("REDIS_URL", "redis://:r3dis@cache:6379/0"),
+        ]))
+        .expect("parses");
+        let shown = s.to_string();
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("r3dis"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://app:***@db:5432/warmline"),
+            "{shown}"
+        );
+        assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn redact_url_leaves_urls_without_credentials_alone() {
+        assert_eq!(
+            redact_url("sqlite://warmline.db?mode=rwc"),
+            "sqlite://warmline.db?mode=rwc"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/test"),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! The call log: one row per provider call, merged from the events that
+//! describe it (started, ended, analyzed), plus the fallback steps taken.
+
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Conn, Result, Store, StoreError, now_ms};
+use crate::domain::{CallId, PhoneNumber, Provider, TenantId};
+
+/// Where a call is in its life. Events can arrive out of order (Retell sends
+/// them "in order but not blocking"), so the stored status only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Registered,
+    Ongoing,
+    Ended,
+    Error,
+    Analyzed,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 5] = [
+        CallStatus::Registered,
+        CallStatus::Ongoing,
+        CallStatus::Ended,
+        CallStatus::Error,
+        CallStatus::Analyzed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Registered => "registered",
+            CallStatus::Ongoing => "ongoing",
+            CallStatus::Ended => "ended",
+            CallStatus::Error => "error",
+            CallStatus::Analyzed => "analyzed",
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            CallStatus::Registered => 0,
+            CallStatus::Ongoing => 1,
+            CallStatus::Ended | CallStatus::Error => 2,
+            CallStatus::Analyzed => 3,
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        self.rank() < 2
+    }
+}
+
+impl FromStr for CallStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        CallStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown call status `{s}`"))
+    }
+}
+
+/// `CASE` expression giving a status column its rank, generated from
+/// [`CallStatus::rank`] so SQL and Rust cannot disagree.
+fn rank_sql(column: &str) -> String {
+    let arms: String = CallStatus::ALL
+        .iter()
+        .map(|s| format!(" WHEN '{}' THEN {}", s.as_str(), s.rank()))
+        .collect();
+    format!("(CASE {column}{arms} ELSE 0 END)")
+}
+
+/// What one event says about a call; `None` keeps what is stored.
+#[derive(Debug, Clone)]
+pub struct CallUpdate {
+    pub provider: Provider,
+    pub call_id: CallId,
+    pub status: CallStatus,
+    pub tenant_id: Option<TenantId>,
+    pub from_number: Option<PhoneNumber>,
+    pub to_number: Option<PhoneNumber>,
+    pub direction: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub disconnection_reason: Option<String>,
+    pub transcript: Option<String>,
+    pub summary: Option<String>,
+    pub successful: Option<bool>,
+    pub sentiment: Option<String>,
+    pub analysis: Option<serde_json::Value>,
+    pub trace_id: Option<String>,
+}
+
+impl CallUpdate {
+    pub fn new(provider: Provider, call_id: CallId, status: CallStatus) -> Self {
+        CallUpdate {
+            provider,
+            call_id,
+            status,
+            tenant_id: None,
+            from_number: None,
+            to_number: None,
+            direction: None,
+            started_at_ms: None,
+            ended_at_ms: None,
+            duration_ms: None,
+            disconnection_reason: None,
+            transcript: None,
+            summary: None,
+            successful: None,
+            sentiment: None,
+            analysis: None,
+            trace_id: None,
+        }
+    }
+}
+
+/// What an upsert changed, so callers count each call exactly once even when
+/// the provider retries an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallUpsert {
+    pub created: bool,
+    /// The call had no end time before this update and has one now.
+    pub newly_ended: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallRecord {
+    pub provider: Provider,
+    pub call_id: CallId,
+    pub tenant_id: Option<TenantId>,
+    pub from_number: Option<PhoneNumber>,
+    pub to_number: Option<PhoneNumber>,
+    pub direction: Option<String>,
+    pub status: CallStatus,
+    pub started_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub disconnection_reason: Option<String>,
+    pub transcript: Option<String>,
+    pub summary: Option<String>,
+    pub successful: Option<bool>,
+    pub sentiment: Option<String>,
+    pub analysis: Option<serde_json::Value>,
+    pub trace_id: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallFallback {
+    pub kind: String,
+    pub detail: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Filters of the admin's call log; every filter is served by an index.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub tenant_id: Option<TenantId>,
+    pub from_number: Option<PhoneNumber>,
+    pub status: Option<CallStatus>,
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on creation time: pass the last row's
+    /// `created_at_ms` to page backwards.
+    pub before_ms: Option<i64>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "provider, call_id, tenant_id, from_number, to_number, direction, status,
+    started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
+    successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms";
+
+fn opt_phone(row: &AnyRow, col: &str) -> Result<Option<PhoneNumber>> {
+    let raw: Option<String> = row.try_get(col)?;
+    raw.map(|r| PhoneNumber::parse(&r).map_err(|e| StoreError::corrupt("call phone number", e)))
+        .transpose()
+}
+
+fn from_row(row: &AnyRow) -> Result<CallRecord> {
+    let provider: String = row.try_get("provider")?;
+    let call_id: String = row.try_get("call_id")?;
+    let tenant: Option<String> = row.try_get("tenant_id")?;
+    let status: String = row.try_get("status")?;
+    let analysis: Option<String> = row.try_get("analysis")?;
+    Ok(CallRecord {
+        provider: provider
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("call provider", e))?,
+        call_id: CallId::parse(&call_id).map_err(|e| StoreError::corrupt("call id", e))?,
+        tenant_id: tenant
+            .map(|t| TenantId::parse(&t).map_err(|e| StoreError::corrupt("tenant id", e)))
+            .transpose()?,
+        from_number: opt_phone(row, "from_number")?,
+        to_number: opt_phone(row, "to_number")?,
+        direction: row.try_get("direction")?,
+        status: status
+            .parse()
+            .map_err(|e: String| StoreError::corrupt("call status", e))?,
+        started_at_ms: row.try_get("started_at_ms")?,
+        ended_at_ms: row.try_get("ended_at_ms")?,
+        duration_ms: row.try_get("duration_ms")?,
+        disconnection_reason: row.try_get("disconnection_reason")?,
+        transcript: row.try_get("transcript")?,
+        summary: row.try_get("summary")?,
+        successful: row.try_get::<Option<i64>, _>("successful")?.map(|v| v != 0),
+        sentiment: row.try_get("sentiment")?,
+        analysis: analysis
+            .map(|a| serde_json::from_str(&a).map_err(|e| StoreError::corrupt("call analysis", e)))
+            .transpose()?,
+        trace_id: row.try_get("trace_id")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+/// Merges one event into the call log.
+///
+/// Three single statements rather than a read-modify-write, so concurrent
+/// events for one call need no lock on either backend: an insert that does
+/// nothing when the row exists, a merge that never moves the status backwards,
+/// and a conditional update of the end time that exactly one writer can win.
+pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
+    let now = now_ms();
+    let analysis = u.analysis.as_ref().map(|a| a.to_string());
+    let inserted = sqlx::query(
+        "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
+            started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
+            successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
+         ON CONFLICT (provider, call_id) DO NOTHING",
+    )
+    .bind(u.provider.as_str())
+    .bind(u.call_id.as_str())
+    .bind(u.tenant_id.as_ref().map(TenantId::as_str))
+    .bind(u.from_number.as_ref().map(PhoneNumber::as_str))
+    .bind(u.to_number.as_ref().map(PhoneNumber::as_str))
+    .bind(u.direction.as_deref())
+    .bind(u.status.as_str())
+    .bind(u.started_at_ms)
+    .bind(u.ended_at_ms)
+    .bind(u.duration_ms)
+    .bind(u.disconnection_reason.as_deref())
+    .bind(u.transcript.as_deref())
+    .bind(u.summary.as_deref())
+    .bind(u.successful.map(i64::from))
+    .bind(u.sentiment.as_deref())
+    .bind(analysis.as_deref())
+    .bind(u.trace_id.as_deref())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if inserted {
+        return Ok(CallUpsert {
+            created: true,
+            newly_ended: u.ended_at_ms.is_some(),
+        });
+    }
+
+    let merge = format!(
+        "UPDATE calls SET
+            tenant_id = COALESCE($3, tenant_id),
+            from_number = COALESCE($4, from_number),
+            to_number = COALESCE($5, to_number),
+            direction = COALESCE($6, direction),
+            status = CASE WHEN {new_rank} >= {old_rank} THEN $7 ELSE status END,
+            started_at_ms = COALESCE($8, started_at_ms),
+            duration_ms = COALESCE($9, duration_ms),
+            disconnection_reason = COALESCE($10, disconnection_reason),
+            transcript = COALESCE($11, transcript),
+            summary = COALESCE($12, summary),
+            successful = COALESCE($13, successful),
+            sentiment = COALESCE($14, sentiment),
+            analysis = COALESCE($15, analysis),
+            trace_id = COALESCE(trace_id, $16),
+            updated_at_ms = $17
+         WHERE provider = $1 AND call_id = $2",
+        new_rank = rank_sql("$7"),
+        old_rank = rank_sql("status"),
+    );
+    sqlx::query(&merge)
+        .bind(u.provider.as_str())
+        .bind(u.call_id.as_str())
+        .bind(u.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(u.from_number.as_ref().map(PhoneNumber::as_str))
+        .bind(u.to_number.as_ref().map(PhoneNumber::as_str))
+        .bind(u.direction.as_deref())
+        .bind(u.status.as_str())
+        .bind(u.started_at_ms)
+        .bind(u.duration_ms)
+        .bind(u.disconnection_reason.as_deref())
+        .bind(u.transcript.as_deref())
+        .bind(u.summary.as_deref())
+        .bind(u.successful.map(i64::from))
+        .bind(u.sentiment.as_deref())
+        .bind(analysis.as_deref())
+        .bind(u.trace_id.as_deref())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+
+    let newly_ended = match u.ended_at_ms {
+        Some(ended) => {
+            sqlx::query(
+                "UPDATE calls SET ended_at_ms = $3
+                 WHERE provider = $1 AND call_id = $2 AND ended_at_ms IS NULL",
+            )
+            .bind(u.provider.as_str())
+            .bind(u.call_id.as_str())
+            .bind(ended)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1
+        }
+        None => false,
+    };
+    Ok(CallUpsert {
+        created: false,
+        newly_ended,
+    })
+}
+
+pub async fn add_call_fallback_in(
+    conn: &mut Conn,
+    provider: Provider,
+    call_id: &CallId,
+    kind: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO call_fallbacks (provider, call_id, kind, detail, at_ms) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(provider.as_str())
+    .bind(call_id.as_str())
+    .bind(kind)
+    .bind(detail)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    pub async fn upsert_call(&self, u: &CallUpdate) -> Result<CallUpsert> {
+        upsert_call_in(&mut *self.conn().await?, u).await
+    }
+
+    pub async fn add_call_fallback(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+        kind: &str,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        add_call_fallback_in(&mut *self.conn().await?, provider, call_id, kind, detail).await
+    }
+
+    pub async fn call(&self, provider: Provider, call_id: &CallId) -> Result<Option<CallRecord>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM calls WHERE provider = $1 AND call_id = $2"
+        ))
+        .bind(provider.as_str())
+        .bind(call_id.as_str())
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    pub async fn call_fallbacks(
+        &self,
+        provider: Provider,
+        call_id: &CallId,
+    ) -> Result<Vec<CallFallback>> {
+        let rows = sqlx::query(
+            "SELECT kind, detail, at_ms FROM call_fallbacks
+             WHERE provider = $1 AND call_id = $2 ORDER BY at_ms, kind",
+        )
+        .bind(provider.as_str())
+        .bind(call_id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallFallback {
+                    kind: r.try_get("kind")?,
+                    detail: r.try_get("detail")?,
+                    at_ms: r.try_get("at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Newest first, filtered as the admin's call log asks.
+    pub async fn list_calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>> {
+        let mut clauses = Vec::new();
+        let mut binds = Vec::new();
+        let mut push = |clause: &str, bind: Bind| {
+            binds.push(bind);
+            clauses.push(clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(t) = &f.tenant_id {
+            push("tenant_id = ?", Bind::Text(t.as_str().to_owned()));
+        }
+        if let Some(n) = &f.from_number {
+            push("from_number = ?", Bind::Text(n.as_str().to_owned()));
+        }
+        if let Some(s) = f.status {
+            push("status = ?", Bind::Text(s.as_str().to_owned()));
+        }
+        if let Some(since) = f.since_ms {
+            push("created_at_ms >= ?", Bind::Int(since));
+        }
+        if let Some(before) = f.before_ms {
+            push("created_at_ms < ?", Bind::Int(before));
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM calls {where_sql} ORDER BY created_at_ms DESC, call_id LIMIT {}",
+            f.limit.clamp(1, 1000)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// The newest call from `from` that has not ended, created at or after
+    /// `since_ms`: a step of the fallback cascade for tool calls whose call id
+    /// is unknown.
+    pub async fn latest_active_call_from(
+        &self,
+        from: &PhoneNumber,
+        since_ms: i64,
+    ) -> Result<Option<CallRecord>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM calls
+             WHERE from_number = $1 AND created_at_ms >= $2 AND status IN ('registered', 'ongoing')
+             ORDER BY created_at_ms DESC LIMIT 1"
+        ))
+        .bind(from.as_str())
+        .bind(since_ms)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+}

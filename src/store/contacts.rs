@@ -1,0 +1,130 @@
+//! Contacts: what warmline remembers of a caller per tenant, including the
+//! call statistics the agent is told (total calls, last call).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Conn, Result, Store, StoreError, now_ms};
+use crate::domain::{PhoneNumber, TenantId};
+
+/// Fields learnt about a contact; `None` keeps what is stored.
+#[derive(Debug, Clone)]
+pub struct ContactUpdate {
+    pub tenant_id: TenantId,
+    pub phone_number: PhoneNumber,
+    pub crm_contact_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRecord {
+    pub tenant_id: TenantId,
+    pub phone_number: PhoneNumber,
+    pub crm_contact_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub total_calls: i64,
+    pub first_seen_at_ms: i64,
+    pub last_call_at_ms: Option<i64>,
+}
+
+fn from_row(row: &AnyRow) -> Result<ContactRecord> {
+    let tenant: String = row.try_get("tenant_id")?;
+    let phone: String = row.try_get("phone_number")?;
+    Ok(ContactRecord {
+        tenant_id: TenantId::parse(&tenant).map_err(|e| StoreError::corrupt("tenant id", e))?,
+        phone_number: PhoneNumber::parse(&phone)
+            .map_err(|e| StoreError::corrupt("contact phone number", e))?,
+        crm_contact_id: row.try_get("crm_contact_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        total_calls: row.try_get("total_calls")?,
+        first_seen_at_ms: row.try_get("first_seen_at_ms")?,
+        last_call_at_ms: row.try_get("last_call_at_ms")?,
+    })
+}
+
+/// Upserts the learnt fields, keeping stored values where the update has none.
+pub async fn upsert_contact_in(conn: &mut Conn, c: &ContactUpdate) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO contacts (tenant_id, phone_number, crm_contact_id, name, email, first_seen_at_ms, updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
+            crm_contact_id = COALESCE(excluded.crm_contact_id, contacts.crm_contact_id),
+            name = COALESCE(excluded.name, contacts.name),
+            email = COALESCE(excluded.email, contacts.email),
+            updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(c.tenant_id.as_str())
+    .bind(c.phone_number.as_str())
+    .bind(c.crm_contact_id.as_deref())
+    .bind(c.name.as_deref())
+    .bind(c.email.as_deref())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts one call for the contact, creating it when first seen. A single
+/// atomic statement: concurrent calls never lose an increment, and the last
+/// call time only moves forward even when events arrive out of order.
+pub async fn record_contact_call_in(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    phone: &PhoneNumber,
+    at_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO contacts (tenant_id, phone_number, total_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
+         VALUES ($1, $2, 1, $3, $3, $4)
+         ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
+            total_calls = contacts.total_calls + 1,
+            last_call_at_ms = CASE
+                WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
+                THEN excluded.last_call_at_ms ELSE contacts.last_call_at_ms END,
+            updated_at_ms = excluded.updated_at_ms",
+    )
+    .bind(tenant.as_str())
+    .bind(phone.as_str())
+    .bind(at_ms)
+    .bind(now_ms())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn upsert_contact(&self, c: &ContactUpdate) -> Result<()> {
+        upsert_contact_in(&mut *self.conn().await?, c).await
+    }
+
+    pub async fn record_contact_call(
+        &self,
+        tenant: &TenantId,
+        phone: &PhoneNumber,
+        at_ms: i64,
+    ) -> Result<()> {
+        record_contact_call_in(&mut *self.conn().await?, tenant, phone, at_ms).await
+    }
+
+    pub async fn contact(
+        &self,
+        tenant: &TenantId,
+        phone: &PhoneNumber,
+    ) -> Result<Option<ContactRecord>> {
+        sqlx::query(
+            "SELECT tenant_id, phone_number, crm_contact_id, name, email, total_calls, first_seen_at_ms, last_call_at_ms
+             FROM contacts WHERE tenant_id = $1 AND phone_number = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(phone.as_str())
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+}

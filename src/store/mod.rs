@@ -1,0 +1,232 @@
+//! Durable state: the pool, the backend choice and one file per table family.
+//!
+//! Nothing outside `store/` writes SQL. The store speaks one dialect to both
+//! backends through sqlx's `Any` driver: portable column types (TEXT, BIGINT,
+//! DOUBLE PRECISION), `$N` placeholders and `ON CONFLICT … DO UPDATE` upserts.
+//! We chose `Any` over an enum of native pools so each query is written — and
+//! tested — once; the price is no native timestamp/JSON/bool types, which is
+//! why timestamps are epoch milliseconds and documents are JSON text. Only the
+//! migrations differ per backend (auto-increment ids are not portable).
+//!
+//! The pool connects lazily: warmline starts and answers from cache even when
+//! the database is down, and [`Store::ping`] tells `/ready` the truth.
+
+mod appointments;
+mod audit;
+mod calls;
+mod contacts;
+mod daily_metrics;
+mod last_good;
+mod outbox;
+mod tenants;
+
+pub use appointments::{AppointmentRecord, NewAppointment};
+pub use audit::{AuditEntry, NewAuditEntry};
+pub use calls::{CallFallback, CallFilter, CallRecord, CallStatus, CallUpdate, CallUpsert};
+pub use contacts::{ContactRecord, ContactUpdate};
+pub use daily_metrics::{DailyDelta, DailyMetrics};
+pub use last_good::LastGood;
+pub use outbox::{NewOutboxItem, OutboxItem};
+pub use tenants::{NewTenant, TenantRecord};
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Connection as _};
+
+use crate::settings::DatabaseSettings;
+use secrecy::ExposeSecret;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("DATABASE_URL is not a sqlite:// or postgres:// URL")]
+    UnsupportedUrl,
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("stored {what} is invalid: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+impl StoreError {
+    /// True when the database could not be reached at all (as opposed to a
+    /// query it rejected): the caller should spill and retry later, not drop.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Database(e) => sqlx_unavailable(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_unavailable(e),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
+        StoreError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The handle every part of warmline uses to reach the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Builds the pool without connecting: the first query connects.
+    pub fn connect_lazy(settings: &DatabaseSettings) -> Result<Self> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let raw = settings.url.expose_secret();
+        let backend = Backend::from_url(raw).ok_or(StoreError::UnsupportedUrl)?;
+        let url = match backend {
+            // Create the file when missing: the embedded default must just work.
+            Backend::Sqlite if !raw.contains("mode=") && !raw.contains(":memory:") => {
+                let sep = if raw.contains('?') { '&' } else { '?' };
+                format!("{raw}{sep}mode=rwc")
+            }
+            _ => raw.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout);
+        if backend == Backend::Sqlite {
+            if url.contains(":memory:") {
+                // Every connection to `:memory:` is its own empty database.
+                pool = pool
+                    .min_connections(1)
+                    .max_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None);
+            }
+            pool = pool.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets the admin read while webhooks write; FULL sync
+                    // because an acknowledged event must survive power loss;
+                    // busy_timeout makes concurrent writers queue, not fail.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 5000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Ok(Store {
+            pool: pool.connect_lazy_with(options),
+            backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the migrations of this backend; a no-op when they are applied.
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// One round trip, bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<()> {
+        let probe = async {
+            let mut conn = self.pool.acquire().await?;
+            conn.ping().await?;
+            Ok::<_, StoreError>(())
+        };
+        tokio::time::timeout(timeout, probe)
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?
+    }
+
+    /// A transaction for group commit: the `*_in` functions of each table
+    /// family take `&mut AnyConnection`, which a transaction derefs to.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch, the one timestamp format in the schema.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn bool_to_i64(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// Reserved so the type of `&mut AnyConnection` reads as intended in signatures.
+pub type Conn = AnyConnection;

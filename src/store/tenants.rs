@@ -1,0 +1,114 @@
+//! Tenants: one business per called number.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, StoreError, bool_to_i64, now_ms};
+use crate::domain::{PhoneNumber, TenantId};
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub phone_number: PhoneNumber,
+    pub name: String,
+    pub time_zone: String,
+    /// Adapters, their ids and credentials, services: owned by `upstreams/`.
+    pub config: serde_json::Value,
+    pub is_demo: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    pub phone_number: PhoneNumber,
+    pub name: String,
+    pub time_zone: String,
+    pub config: serde_json::Value,
+    pub is_demo: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+const COLUMNS: &str =
+    "id, phone_number, name, time_zone, config, is_demo, created_at_ms, updated_at_ms";
+
+fn from_row(row: &AnyRow) -> Result<TenantRecord> {
+    let id: String = row.try_get("id")?;
+    let phone: String = row.try_get("phone_number")?;
+    let config: String = row.try_get("config")?;
+    Ok(TenantRecord {
+        id: TenantId::parse(&id).map_err(|e| StoreError::corrupt("tenant id", e))?,
+        phone_number: PhoneNumber::parse(&phone)
+            .map_err(|e| StoreError::corrupt("tenant phone number", e))?,
+        name: row.try_get("name")?,
+        time_zone: row.try_get("time_zone")?,
+        config: serde_json::from_str(&config)
+            .map_err(|e| StoreError::corrupt("tenant config", e))?,
+        is_demo: row.try_get::<i64, _>("is_demo")? != 0,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+impl Store {
+    /// Creates the tenant or replaces everything but its creation time.
+    pub async fn upsert_tenant(&self, t: &NewTenant) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO tenants (id, phone_number, name, time_zone, config, is_demo, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (id) DO UPDATE SET
+                phone_number = excluded.phone_number, name = excluded.name,
+                time_zone = excluded.time_zone, config = excluded.config,
+                is_demo = excluded.is_demo, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(t.id.as_str())
+        .bind(t.phone_number.as_str())
+        .bind(&t.name)
+        .bind(&t.time_zone)
+        .bind(t.config.to_string())
+        .bind(bool_to_i64(t.is_demo))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY id"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+        sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()
+    }
+
+    pub async fn tenant_by_number(&self, number: &PhoneNumber) -> Result<Option<TenantRecord>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM tenants WHERE phone_number = $1"
+        ))
+        .bind(number.as_str())
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    /// Returns whether a tenant was deleted.
+    pub async fn delete_tenant(&self, id: &TenantId) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

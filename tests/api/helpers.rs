@@ -1,0 +1,351 @@
+//! Spawning warmline for tests, fresh databases, and the real services.
+//!
+//! Postgres and Redis are the machine's own (127.0.0.1:5432, 127.0.0.1:6379,
+//! overridable with WARMLINE_TEST_POSTGRES_URL / WARMLINE_TEST_REDIS_URL).
+//! When one is missing, the tests that need it print that they were skipped —
+//! unless WARMLINE_TEST_REQUIRE_SERVICES=1, when a missing service fails them.
+//! Tests that stop a server start their own private redis-server.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor};
+use warmline::settings::Settings;
+use warmline::startup::{Application, StopHandle};
+use warmline::store::Store;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        let settings = Settings::from_vars(&HashMap::new()).expect("default settings");
+        warmline::telemetry::init(&settings);
+    }
+});
+
+fn require_services() -> bool {
+    std::env::var("WARMLINE_TEST_REQUIRE_SERVICES").as_deref() == Ok("1")
+}
+
+/// Says a test was skipped, past the test harness's output capture so it
+/// shows in `cargo test` output, or fails it when services are required.
+pub fn skip(service: &str, why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unknown test>")
+        .to_owned();
+    if require_services() {
+        panic!("{service} is required (WARMLINE_TEST_REQUIRE_SERVICES=1) but {why}");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {service} unavailable ({why})"
+    );
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("WARMLINE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("WARMLINE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The machine's Redis when it answers PING, else `None` (after [`skip`]).
+pub async fn shared_redis() -> Option<String> {
+    let url = redis_url();
+    let ok = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ok).await {
+        Ok(Some(_)) => Some(url),
+        _ => {
+            skip("redis", &format!("no answer from {url}"));
+            None
+        }
+    }
+}
+
+/// A database that exists for one test only.
+pub enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        name: String,
+        url: String,
+        admin_url: String,
+    },
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/warmline.db", dir.path().display());
+        TestDb::Sqlite { _dir: dir, url }
+    }
+
+    /// A fresh Postgres database, or `None` (after [`skip`]) when Postgres is
+    /// not reachable.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = postgres_admin_url();
+        let connect = tokio::time::timeout(
+            Duration::from_secs(3),
+            sqlx::PgConnection::connect(&admin_url),
+        )
+        .await;
+        let mut admin = match connect {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                skip("postgres", &format!("{admin_url}: {e}"));
+                return None;
+            }
+            Err(_) => {
+                skip("postgres", &format!("{admin_url}: timed out"));
+                return None;
+            }
+        };
+        let name = format!("warmline_test_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_owned())
+            .expect("admin url has a database path");
+        Some(TestDb::Postgres {
+            url: format!("{base}/{name}"),
+            name,
+            admin_url,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let settings = settings_with(&[("DATABASE_URL", self.url())]);
+        let store = Store::connect_lazy(&settings.database).expect("store");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres {
+            name, admin_url, ..
+        } = self
+        {
+            let (name, admin_url) = (name.clone(), admin_url.clone());
+            // Drop runs inside the test's runtime; use a runtime of our own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = admin
+                            .execute(
+                                format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)
+                                    .as_str(),
+                            )
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Settings as the process would read them from `vars`, on a random port.
+pub fn settings_with(vars: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    map.entry("WARMLINE_ADDR".into())
+        .or_insert_with(|| "127.0.0.1:0".into());
+    map.entry("WARMLINE_SHUTDOWN_GRACE_MS".into())
+        .or_insert_with(|| "2000".into());
+    Settings::from_vars(&map).expect("test settings parse")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub stop: StopHandle,
+    /// Keeps the database alive for the test.
+    pub db: Option<TestDb>,
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.address, path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self.get(path).await;
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    /// Polls `path` until `accept` holds for its JSON, for at most `within`.
+    pub async fn wait_for_json(
+        &self,
+        path: &str,
+        within: Duration,
+        accept: impl Fn(u16, &serde_json::Value) -> bool,
+    ) -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (status, body) = self.get_json(path).await;
+            if accept(status, &body) || Instant::now() > deadline {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Spawns warmline on a fresh SQLite file, in-process cache only.
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::sqlite();
+    spawn_app_with(db, &[]).await
+}
+
+/// Spawns warmline on `db` with extra variables (e.g. `REDIS_URL`).
+pub async fn spawn_app_with(db: TestDb, vars: &[(&str, &str)]) -> TestApp {
+    let mut all = vec![("DATABASE_URL", db.url())];
+    all.extend_from_slice(vars);
+    let mut app = spawn_with_settings(settings_with(&all)).await;
+    app.db = Some(db);
+    app
+}
+
+pub async fn spawn_with_settings(settings: Settings) -> TestApp {
+    LazyLock::force(&TRACING);
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let store = app.state().store.clone();
+    let stop = app.stop_handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client"),
+        store,
+        stop,
+        db: None,
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A redis-server of the test's own, which the test may stop and restart.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one on a free port, or `None` (after [`skip`]) when the
+    /// `redis-server` binary is not installed.
+    pub async fn start() -> Option<PrivateRedis> {
+        let mut redis = PrivateRedis {
+            port: free_port(),
+            child: None,
+        };
+        match redis.spawn().await {
+            Ok(()) => Some(redis),
+            Err(e) => {
+                skip("redis-server", &e);
+                None
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url())
+                && let Ok(mut c) = client.get_multiplexed_async_connection().await
+                && redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("redis-server on port {} did not answer", self.port))
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await.expect("redis-server restarts");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: every test spawns the real application
+//! (or the real binary) against a fresh database and the real Redis.
+
+mod helpers;
+
+mod health;
+mod process;
+mod store;

@@ -1,0 +1,133 @@
+//! The real binary, as a newcomer or an orchestrator runs it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::free_port;
+
+fn warmline(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warmline"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("WARMLINE_ADDR")
+        .env_remove("RUST_LOG")
+        .env_remove("WARMLINE_LOG_FORMAT");
+    cmd
+}
+
+fn wait_for_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test]
+async fn the_binary_serves_with_embedded_defaults_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        match client.get(format!("{base}/health")).send().await {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                let _ = child.kill();
+                panic!("never answered /health: {e}");
+            }
+        }
+    };
+    assert_eq!(health.status(), 200);
+    let ready: serde_json::Value = client
+        .get(format!("{base}/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], "ok", "{ready}");
+    assert_eq!(ready["redis"], "disabled", "{ready}");
+    assert!(
+        dir.path().join("warmline.db").exists(),
+        "the SQLite file is created"
+    );
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = wait_for_exit(&mut child, Duration::from_secs(20));
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("did not stop within 20 s of SIGTERM")
+    });
+    assert!(status.success(), "exit status {status:?}");
+
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains(&format!("serving on {base}")), "{out}");
+    assert!(
+        out.contains("DATABASE_URL           sqlite://warmline.db"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_variable_stops_the_start_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = warmline(dir.path())
+        .env("WARMLINE_ADDR", "not-an-address")
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("warmline: invalid WARMLINE_ADDR: `not-an-address`"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("warmline.db").exists(),
+        "nothing is created"
+    );
+}
+
+#[test]
+fn warmline_migrate_applies_the_migrations_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = warmline(dir.path())
+            .arg("migrate")
+            .output()
+            .expect("binary runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "migrations applied (sqlite)"
+        );
+    }
+    assert!(dir.path().join("warmline.db").exists());
+}
