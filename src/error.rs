@@ -11,8 +11,8 @@ use actix_web::{HttpResponse, ResponseError};
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid credentials")]
-    Unauthorized,
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
     #[error("request body is larger than {limit} bytes")]
@@ -27,7 +27,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
@@ -40,7 +40,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -53,7 +53,11 @@ impl ResponseError for ApiError {
             // `{:#}` prints the anyhow chain on one line: "a: b: c".
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
-        HttpResponse::build(self.status_code()).json(serde_json::json!({
+        let mut resp = HttpResponse::build(self.status_code());
+        if let ApiError::Unauthorized(_) = self {
+            resp.insert_header(("www-authenticate", "Bearer"));
+        }
+        resp.json(serde_json::json!({
             "error": { "code": self.code(), "message": self.to_string() }
         }))
     }

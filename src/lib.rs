@@ -4,8 +4,11 @@
 //! Data flows one way: webhooks → calls → cache → upstreams, and
 //! calls → writebehind → store. See README.md for the architecture.
 
+pub mod admin;
 pub mod assets;
+pub mod breaker;
 pub mod cache;
+pub mod calls;
 pub mod cli;
 pub mod domain;
 pub mod error;

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::cache::Policies;
+
 /// Where warmline stores its durable state.
 #[derive(Clone)]
 pub struct DatabaseSettings {
@@ -29,6 +31,8 @@ pub struct DatabaseSettings {
 #[derive(Clone)]
 pub struct RedisSettings {
     pub url: SecretString,
+    /// Prefix of every key and channel warmline uses in Redis.
+    pub prefix: String,
     /// Upper bound on any single Redis command: a Redis brown-out must never
     /// cost a caller more than this.
     pub command_timeout: Duration,
@@ -49,13 +53,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Per-namespace cache policies (defaults, then `WARMLINE_CACHE_*`).
+    pub cache_policies: Policies,
+    /// Bearer token of the admin JSON API; unset: the API is disabled.
+    pub admin_token: Option<SecretString>,
 }
 
 /// A setting that could not be used; the message names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid {var}: {reason}")]
 pub struct SettingsError {
-    pub var: &'static str,
+    pub var: String,
     pub reason: String,
 }
 
@@ -86,7 +94,7 @@ impl Settings {
 
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         validate_database_url(&database_url).map_err(|reason| SettingsError {
-            var: "DATABASE_URL",
+            var: "DATABASE_URL".into(),
             reason,
         })?;
         let max_connections = match get("WARMLINE_DB_MAX_CONNECTIONS") {
@@ -105,11 +113,12 @@ impl Settings {
             None => None,
             Some(url) => {
                 validate_redis_url(&url).map_err(|reason| SettingsError {
-                    var: "REDIS_URL",
+                    var: "REDIS_URL".into(),
                     reason,
                 })?;
                 Some(RedisSettings {
                     url: url.into(),
+                    prefix: get("WARMLINE_REDIS_PREFIX").unwrap_or_else(|| "wl:".into()),
                     command_timeout: duration_var(&get, "WARMLINE_REDIS_TIMEOUT_MS", 50)?,
                 })
             }
@@ -117,7 +126,7 @@ impl Settings {
 
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info,sqlx=warn".into());
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| SettingsError {
-            var: "RUST_LOG",
+            var: "RUST_LOG".into(),
             reason: e.to_string(),
         })?;
         let log_format = match get("WARMLINE_LOG_FORMAT").as_deref() {
@@ -125,14 +134,29 @@ impl Settings {
             Some("json") => LogFormat::Json,
             Some(other) => {
                 return Err(SettingsError {
-                    var: "WARMLINE_LOG_FORMAT",
+                    var: "WARMLINE_LOG_FORMAT".into(),
                     reason: format!("expected `text` or `json`, got `{other}`"),
                 });
             }
         };
 
+        let cache_policies = Policies::default()
+            .with_overrides(|name| get(name))
+            .map_err(|(var, reason)| SettingsError { var, reason })?;
+        let admin_token = match get("WARMLINE_ADMIN_TOKEN") {
+            Some(t) if t.len() < 16 => {
+                return Err(SettingsError {
+                    var: "WARMLINE_ADMIN_TOKEN".into(),
+                    reason: "must be at least 16 characters".into(),
+                });
+            }
+            t => t.map(SecretString::from),
+        };
+
         Ok(Settings {
             addr,
+            cache_policies,
+            admin_token,
             database: DatabaseSettings {
                 url: database_url.into(),
                 max_connections,
@@ -147,12 +171,12 @@ impl Settings {
 }
 
 fn parse_var<T>(
-    var: &'static str,
+    var: &str,
     value: &str,
     parse: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, SettingsError> {
     parse(value).map_err(|reason| SettingsError {
-        var,
+        var: var.into(),
         reason: format!("`{value}`: {reason}"),
     })
 }
@@ -233,6 +257,15 @@ impl fmt::Display for Settings {
             )?,
             None => writeln!(f, "  REDIS_URL              (unset: in-process cache only)")?,
         }
+        writeln!(
+            f,
+            "  WARMLINE_ADMIN_TOKEN   {}",
+            if self.admin_token.is_some() {
+                "(set)"
+            } else {
+                "(unset: admin API disabled)"
+            }
+        )?;
         writeln!(f, "  RUST_LOG               {}", self.log_filter)?;
         write!(
             f,
@@ -311,6 +344,7 @@ mod tests {
         let s = Settings::from_vars(&vars(&[
             ("DATABASE_URL", "postgres://app:s3cret@db:5432/warmline"),
             ("REDIS_URL", "redis://:r3dis@cache:6379/0"),
+            ("WARMLINE_ADMIN_TOKEN", "t0ken-t0ken-t0ken-t0ken"),
         ]))
         .expect("parses");
         let shown = s.to_string();
@@ -323,6 +357,18 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("redis://:***@cache:6379/0"), "{shown}");
+    }
+
+    #[test]
+    fn a_short_admin_token_or_bad_cache_override_names_the_variable() {
+        let err = Settings::from_vars(&vars(&[("WARMLINE_ADMIN_TOKEN", "abc")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "WARMLINE_ADMIN_TOKEN");
+        let err = Settings::from_vars(&vars(&[("WARMLINE_CACHE_MEMORY_FRESH_MS", "5m")]))
+            .err()
+            .expect("must fail");
+        assert_eq!(err.var, "WARMLINE_CACHE_MEMORY_FRESH_MS");
     }
 
     #[test]

@@ -11,11 +11,12 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::cache::RedisLink;
+use crate::cache::{Cache, CacheConfig, RedisLink};
+use crate::calls::TenantDirectory;
 use crate::error::{json_error_handler, not_found, query_error_handler};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
-use crate::{assets, health};
+use crate::{admin, assets, health};
 
 /// Largest request body accepted anywhere (webhooks carry transcripts).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -23,12 +24,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How long the first migration may take before the start goes on degraded.
 const STARTUP_MIGRATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+const STARTUP_WARMUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every handler can reach. Cheap to clone.
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub redis: Option<RedisLink>,
+    pub cache: Cache,
+    pub tenants: TenantDirectory,
     /// Set once the schema is known to be migrated.
     pub schema_ready: Arc<AtomicBool>,
     /// Set when shutdown begins: `/ready` turns 503.
@@ -70,6 +74,24 @@ impl Application {
             .transpose()
             .context("REDIS_URL")?;
 
+        let cache = Cache::new(CacheConfig {
+            policies: settings.cache_policies.clone(),
+            redis: redis.clone(),
+            redis_prefix: settings
+                .redis
+                .as_ref()
+                .map_or_else(|| "wl:".into(), |r| r.prefix.clone()),
+            store: Some(store.clone()),
+        });
+        let tenants = TenantDirectory::new(&cache, store.clone());
+        if schema_ready.load(Ordering::Acquire) {
+            // Before serving, so the first call finds its tenant in memory.
+            let warmed = tokio::time::timeout(STARTUP_WARMUP_TIMEOUT, cache.warm_up()).await;
+            if warmed.is_err() {
+                tracing::warn!("cache warm-up at start timed out; serving cold");
+            }
+        }
+
         let listener = TcpListener::bind(settings.addr)
             .with_context(|| format!("cannot listen on WARMLINE_ADDR={}", settings.addr))?;
         let port = listener.local_addr()?.port();
@@ -78,6 +100,8 @@ impl Application {
             settings: settings.clone(),
             store,
             redis,
+            cache,
+            tenants,
             schema_ready,
             shutting_down: Arc::new(AtomicBool::new(false)),
         });
@@ -180,6 +204,7 @@ fn run(
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
             .configure(health::configure)
+            .configure(admin::api::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))
     })

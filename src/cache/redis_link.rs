@@ -21,6 +21,7 @@ pub enum RedisHealth {
 /// and picks it up when it appears.
 #[derive(Clone)]
 pub struct RedisLink {
+    client: redis::Client,
     manager: ConnectionManager,
     command_timeout: Duration,
 }
@@ -39,13 +40,19 @@ impl RedisLink {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1));
         Ok(RedisLink {
-            manager: ConnectionManager::new_lazy_with_config(client, config)?,
+            manager: ConnectionManager::new_lazy_with_config(client.clone(), config)?,
+            client,
             command_timeout: settings.command_timeout,
         })
     }
 
     pub fn command_timeout(&self) -> Duration {
         self.command_timeout
+    }
+
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
     }
 
     /// A clone of the multiplexed connection, for issuing commands.

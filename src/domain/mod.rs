@@ -9,5 +9,5 @@ mod phone;
 mod provider;
 
 pub use ids::{CallId, IdError, TenantId};
-pub use phone::{PhoneError, PhoneNumber, mask_phone};
+pub use phone::{PhoneError, PhoneNumber, mask_phone, mask_phones_in};
 pub use provider::Provider;

@@ -99,6 +99,33 @@ pub fn mask_phone(raw: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
 }
 
+/// Masks every run of seven or more digits in free text (cache keys, URLs,
+/// error messages), keeping its last four: `acme:+14155550123` →
+/// `acme:+*******0123`. For text that may embed a number warmline did not parse.
+pub fn mask_phones_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 7 {
+            out.extend(std::iter::repeat_n('*', run.len() - 4));
+            out.push_str(&run[run.len() - 4..]);
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PhoneNumber({})", self.masked())
@@ -178,6 +205,16 @@ mod tests {
         assert_eq!(n.masked(), "+1******0123");
         assert_eq!(format!("{n:?}"), "PhoneNumber(+1******0123)");
         assert_eq!(mask_phone("12345"), "*****");
+    }
+
+    #[test]
+    fn phone_like_runs_in_free_text_are_masked() {
+        assert_eq!(mask_phones_in("acme:+14155550123"), "acme:+*******0123");
+        assert_eq!(
+            mask_phones_in("from=4155550123&day=2026-11-21"),
+            "from=******0123&day=2026-11-21"
+        );
+        assert_eq!(mask_phones_in("call_123456"), "call_123456");
     }
 
     #[test]

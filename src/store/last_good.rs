@@ -57,17 +57,21 @@ impl Store {
     }
 
     /// Deletes every key of `namespace` that starts with `prefix` (an empty
-    /// prefix: the whole namespace; a whole key: that key). Returns how many.
-    pub async fn delete_last_good(&self, namespace: &str, prefix: &str) -> Result<u64> {
+    /// prefix: the whole namespace; a whole key: that key and any it
+    /// prefixes). Returns the deleted keys.
+    pub async fn delete_last_good(&self, namespace: &str, prefix: &str) -> Result<Vec<String>> {
         // Prefix match without LIKE, whose wildcards `%` and `_` appear in keys.
-        let done = sqlx::query(
+        let rows = sqlx::query(
             "DELETE FROM cache_last_good
-             WHERE namespace = $1 AND SUBSTR(cache_key, 1, LENGTH($2)) = $2",
+             WHERE namespace = $1 AND SUBSTR(cache_key, 1, LENGTH($2)) = $2
+             RETURNING cache_key",
         )
         .bind(namespace)
         .bind(prefix)
-        .execute(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        Ok(done.rows_affected())
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("cache_key")?))
+            .collect()
     }
 }

@@ -17,7 +17,7 @@ pub struct NewTenant {
     pub is_demo: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TenantRecord {
     pub id: TenantId,
     pub phone_number: PhoneNumber,

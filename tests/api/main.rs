@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod admin_api;
+mod cache;
 mod health;
 mod process;
 mod store;

@@ -1,0 +1,190 @@
+//! The backplane: invalidations published on Redis pub/sub so every
+//! replica's L1 drops what another replica changed (FusionCache's model:
+//! notifications are lazy — receivers drop or expire their copy and reload
+//! from L2 on demand; values are never pushed).
+//!
+//! While the subscription is down a replica may miss messages, so it flushes
+//! its whole L1 whenever the subscription comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::policy::Namespace;
+use super::redis_link::RedisLink;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The key was removed: drop it.
+    Remove {
+        ns: Namespace,
+        key: String,
+    },
+    /// A newer value was written: stop serving ours as fresh, keep it as
+    /// fail-safe.
+    Expire {
+        ns: Namespace,
+        key: String,
+    },
+    Prefix {
+        ns: Namespace,
+        prefix: String,
+    },
+    Namespace {
+        ns: Namespace,
+    },
+    /// Every namespace whose keys start with `prefix` (a tenant flush).
+    PrefixAll {
+        prefix: String,
+    },
+    All,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Message {
+    origin: String,
+    #[serde(flatten)]
+    op: Op,
+}
+
+/// What the backplane applies locally: an op, or a full flush after a gap.
+pub enum Event {
+    Op(Op),
+    Resync,
+}
+
+pub struct Backplane {
+    link: RedisLink,
+    client: redis::Client,
+    channel: String,
+    origin: String,
+    connected: AtomicBool,
+    published: AtomicU64,
+    received: AtomicU64,
+    publish_errors: AtomicU64,
+}
+
+impl Backplane {
+    pub fn new(link: RedisLink, client: redis::Client, channel: String, origin: String) -> Self {
+        Backplane {
+            link,
+            client,
+            channel,
+            origin,
+            connected: AtomicBool::new(false),
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            publish_errors: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.published.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+            self.publish_errors.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Tells the other replicas. A failure is only counted: if Redis is
+    /// down, so is every replica's subscription, and each flushes its L1
+    /// when it reconnects.
+    pub async fn publish(&self, op: Op) {
+        let msg = Message {
+            origin: self.origin.clone(),
+            op,
+        };
+        let Ok(payload) = serde_json::to_string(&msg) else {
+            return;
+        };
+        let mut conn = self.link.connection();
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(&self.channel).arg(payload);
+        let sent = tokio::time::timeout(
+            self.link.command_timeout(),
+            cmd.query_async::<i64>(&mut conn),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {
+                self.published.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("warmline_cache_backplane_messages_total", "direction" => "published").increment(1);
+            }
+            _ => {
+                self.publish_errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("warmline_cache_backplane_publish_errors_total").increment(1);
+            }
+        }
+    }
+
+    /// Runs the subscription until the process ends, reconnecting with
+    /// backoff and sending [`Event::Resync`] after every reconnect.
+    pub async fn listen(self: Arc<Self>, apply: impl Fn(Event) + Send + Sync + 'static) {
+        let mut backoff = Duration::from_millis(100);
+        let mut connected_before = false;
+        loop {
+            match self.subscribe().await {
+                Ok(mut pubsub) => {
+                    backoff = Duration::from_millis(100);
+                    self.connected.store(true, Ordering::Release);
+                    metrics::gauge!("warmline_cache_backplane_connected").set(1.0);
+                    if connected_before {
+                        tracing::info!(
+                            "backplane reconnected: flushing L1 in case messages were missed"
+                        );
+                        apply(Event::Resync);
+                    }
+                    connected_before = true;
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        let Ok(payload) = msg.get_payload::<String>() else {
+                            continue;
+                        };
+                        let Ok(msg) = serde_json::from_str::<Message>(&payload) else {
+                            tracing::warn!("ignoring an unreadable backplane message");
+                            continue;
+                        };
+                        if msg.origin == self.origin {
+                            continue;
+                        }
+                        self.received.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("warmline_cache_backplane_messages_total", "direction" => "received").increment(1);
+                        apply(Event::Op(msg.op));
+                    }
+                    self.connected.store(false, Ordering::Release);
+                    metrics::gauge!("warmline_cache_backplane_connected").set(0.0);
+                    tracing::warn!("backplane subscription lost; reconnecting");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "backplane cannot subscribe yet");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn subscribe(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.channel).await?;
+            Ok(pubsub)
+        };
+        tokio::time::timeout(Duration::from_secs(2), connect)
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "backplane subscribe timed out",
+                )))
+            })
+    }
+}

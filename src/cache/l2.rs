@@ -1,0 +1,230 @@
+//! L2: the shared tier in Redis. Every command is bounded by the command
+//! timeout and guarded by a breaker, so a Redis outage or brown-out costs a
+//! caller at most one timeout and then nothing while the breaker is open.
+//! L2 errors are never errors for the caller: a failed L2 read is a miss, a
+//! failed write is dropped (and counted).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::policy::Namespace;
+use super::redis_link::RedisLink;
+use crate::breaker::{Breaker, BreakerState};
+
+/// Longest an admin flush may spend scanning Redis.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct L2 {
+    link: RedisLink,
+    breaker: Breaker,
+    /// Key prefix, e.g. `wl:`; keys are `{prefix}{namespace}:{key}`.
+    prefix: String,
+    errors: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum L2Error {
+    #[error("redis breaker is open")]
+    BreakerOpen,
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl L2 {
+    pub fn new(link: RedisLink, prefix: String) -> Self {
+        L2 {
+            link,
+            breaker: Breaker::new(3, Duration::from_secs(2)),
+            prefix,
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    pub fn key(&self, ns: Namespace, key: &str) -> String {
+        format!("{}{}:{}", self.prefix, ns.as_str(), key)
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Runs one Redis operation under the breaker and `timeout`.
+    async fn guarded<T, F>(&self, op: &'static str, timeout: Duration, f: F) -> Result<T, L2Error>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.breaker.allow() {
+            return Err(L2Error::BreakerOpen);
+        }
+        let result = match tokio::time::timeout(timeout, f).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(L2Error::Redis(e)),
+            Err(_) => Err(L2Error::Timeout(timeout)),
+        };
+        match &result {
+            Ok(_) => self.breaker.on_success(),
+            Err(e) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("warmline_cache_l2_errors_total", "operation" => op).increment(1);
+                if self.breaker.on_failure() {
+                    tracing::warn!(error = %e, "redis breaker opened: serving from L1 and loaders only");
+                }
+            }
+        }
+        metrics::gauge!("warmline_cache_l2_breaker_state").set(self.breaker.state().gauge_value());
+        result
+    }
+
+    pub async fn get(&self, ns: Namespace, key: &str) -> Result<Option<String>, L2Error> {
+        let mut conn = self.link.connection();
+        let k = self.key(ns, key);
+        self.guarded(
+            "get",
+            self.link.command_timeout(),
+            conn.get::<_, Option<String>>(k),
+        )
+        .await
+    }
+
+    pub async fn set(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+    ) -> Result<(), L2Error> {
+        if ttl_ms == 0 {
+            return Ok(());
+        }
+        let mut conn = self.link.connection();
+        let k = self.key(ns, key);
+        self.guarded(
+            "set",
+            self.link.command_timeout(),
+            conn.pset_ex::<_, _, ()>(k, value, ttl_ms),
+        )
+        .await
+    }
+
+    /// Deletes whole Redis keys (already prefixed); returns how many existed.
+    pub async fn delete_raw(&self, keys: &[String]) -> Result<u64, L2Error> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.link.connection();
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(keys);
+        self.guarded("delete", SCAN_TIMEOUT, cmd.query_async::<u64>(&mut conn))
+            .await
+    }
+
+    /// Every Redis key (prefixed) of `ns` starting with `prefix`; `ns: None`
+    /// means every namespace.
+    pub async fn scan(&self, ns: Option<Namespace>, prefix: &str) -> Result<Vec<String>, L2Error> {
+        let pattern = match ns {
+            Some(ns) => format!("{}{}", glob_escape(&self.key(ns, "")), glob_escape(prefix)),
+            None => format!("{}*", glob_escape(&self.prefix)),
+        };
+        let pattern = if ns.is_some() {
+            format!("{pattern}*")
+        } else {
+            pattern
+        };
+        let mut conn = self.link.connection();
+        let scan = async move {
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await?;
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            keys.sort();
+            keys.dedup();
+            Ok(keys)
+        };
+        self.guarded("scan", SCAN_TIMEOUT, scan).await
+    }
+
+    /// `SET lease NX PX`: true when this replica may load the key.
+    pub async fn try_lease(
+        &self,
+        ns: Namespace,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+    ) -> Result<bool, L2Error> {
+        let mut conn = self.link.connection();
+        let lease = format!("{}lease:{}:{}", self.prefix, ns.as_str(), key);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&lease)
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms.max(1));
+        let reply: Option<String> = self
+            .guarded(
+                "lease",
+                self.link.command_timeout(),
+                cmd.query_async(&mut conn),
+            )
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    pub async fn release_lease(&self, ns: Namespace, key: &str) {
+        let mut conn = self.link.connection();
+        let lease = format!("{}lease:{}:{}", self.prefix, ns.as_str(), key);
+        let _ = self
+            .guarded(
+                "lease",
+                self.link.command_timeout(),
+                conn.del::<_, ()>(lease),
+            )
+            .await;
+    }
+}
+
+/// Escapes Redis glob metacharacters so a prefix matches literally.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_escape;
+
+    #[test]
+    fn glob_metacharacters_are_escaped() {
+        assert_eq!(
+            glob_escape("wl:memory:a*b?[c]\\"),
+            "wl:memory:a\\*b\\?\\[c\\]\\\\"
+        );
+    }
+}

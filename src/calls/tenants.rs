@@ -1,0 +1,60 @@
+//! The tenant directory: called number → tenant, answered from memory.
+//!
+//! Every tenant is loaded into the `tenant` cache namespace at start (and on
+//! the warm-up endpoint), so resolving the called number on an inbound call
+//! is an L1 hit, not a database query. A number not yet in L1 is loaded from
+//! the database once (single-flight) and "no such tenant" is remembered
+//! under the namespace's negative TTL.
+
+use crate::cache::{Cache, CacheError, LoadError, Namespace, Tiered};
+use crate::domain::PhoneNumber;
+use crate::store::{Store, TenantRecord};
+
+#[derive(Clone)]
+pub struct TenantDirectory {
+    cache: Tiered<TenantRecord>,
+    store: Store,
+}
+
+impl TenantDirectory {
+    /// Builds the directory and registers its warm-up with the cache.
+    pub fn new(cache: &Cache, store: Store) -> Self {
+        let dir = TenantDirectory {
+            cache: cache.namespace(Namespace::Tenant),
+            store,
+        };
+        let warm = dir.clone();
+        cache.register_warmer(Namespace::Tenant, move || {
+            let warm = warm.clone();
+            async move { warm.warm().await }
+        });
+        dir
+    }
+
+    /// The tenant answering `called`, or `None` when no tenant has it.
+    pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<TenantRecord>, CacheError> {
+        let store = self.store.clone();
+        let number = called.clone();
+        let lookup = self
+            .cache
+            .get_or_load(called.as_str(), move || async move {
+                store
+                    .tenant_by_number(&number)
+                    .await
+                    .map_err(LoadError::new)
+            })
+            .await?;
+        Ok(lookup.value.map(|t| (*t).clone()))
+    }
+
+    /// Loads every tenant into the cache; returns how many.
+    pub async fn warm(&self) -> anyhow::Result<usize> {
+        let tenants = self.store.list_tenants().await?;
+        let n = tenants.len();
+        for t in tenants {
+            let key = t.phone_number.as_str().to_owned();
+            self.cache.set(&key, t).await;
+        }
+        Ok(n)
+    }
+}
