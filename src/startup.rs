@@ -63,6 +63,8 @@ impl StopHandle {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Before anything records a metric.
+        crate::telemetry::metrics::install();
         let store = Store::connect_lazy(&settings.database).context("DATABASE_URL")?;
         let schema_ready = Arc::new(AtomicBool::new(false));
         prepare_schema(&store, &schema_ready).await?;
@@ -205,6 +207,7 @@ fn run(
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
             .configure(health::configure)
             .configure(admin::api::configure)
+            .configure(crate::telemetry::metrics::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))
     })

@@ -587,6 +587,12 @@ where
         Some(self.hit(e, Tier::L2, outcome, now))
     }
 
+    /// Drops this replica's L1 copy only; L2 and other replicas keep theirs.
+    /// The next read comes from L2 (benchmarks use it to measure L2 hits).
+    pub fn forget_local(&self, key: &str) {
+        self.inner.l1.invalidate(key);
+    }
+
     /// L1 only, without counting: for tests and the admin's key lookup.
     pub fn peek_l1(&self, key: &str) -> Option<Arc<V>> {
         let e = self.inner.l1.get(key)?;

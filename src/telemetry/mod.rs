@@ -1,5 +1,7 @@
-//! Logs (and, later, traces and metrics): how warmline tells operators what
-//! it is doing. Phone numbers reach logs only masked (`PhoneNumber::masked`).
+//! Logs, metrics (and, later, traces): how warmline tells operators what it
+//! is doing. Phone numbers reach logs only masked (`PhoneNumber::masked`).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;

@@ -237,3 +237,44 @@ async fn bad_flush_requests_get_a_400_naming_the_problem() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn cache_counters_are_exported_as_warmline_cache_metrics() {
+    let app = spawn_app().await;
+    seed_tenants(&app).await;
+    app.state.cache.warm_up().await;
+    let number = PhoneNumber::parse("+15550100001").unwrap();
+    let tenant = app
+        .state
+        .tenants
+        .resolve(&number)
+        .await
+        .unwrap()
+        .expect("known tenant");
+    assert_eq!(tenant.id.as_str(), "acme");
+
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(r#"warmline_cache_requests_total{namespace="tenant",tier="l1",outcome="hit_fresh"}"#))
+        .unwrap_or_else(|| panic!("no tenant L1 hit counter in:\n{text}"));
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1.0, "{line}");
+    assert!(
+        text.contains("# HELP warmline_cache_requests_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"warmline_cache_entries{namespace="tenant"} 3"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"warmline_build_info{version=""#), "{text}");
+}

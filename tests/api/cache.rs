@@ -626,3 +626,24 @@ async fn flushes_remove_exactly_their_scope_across_l1_l2_and_the_database() {
     );
     assert_eq!(c.flush(&FlushScope::All).await.flushed, 0);
 }
+
+#[tokio::test]
+async fn l1_is_bounded_by_the_namespace_capacity_and_evictions_are_counted() {
+    let mut policies = Policies::default();
+    policies.set(
+        Namespace::Slots,
+        Policy {
+            l1_capacity: 10,
+            ..Policy::default_for(Namespace::Slots)
+        },
+    );
+    let c = cache(None, &unique_prefix(), policies, None);
+    let slots = c.namespace::<String>(Namespace::Slots);
+    for i in 0..200 {
+        slots.set(&format!("acme:{i}"), "9:00, 10:30".into()).await;
+    }
+    let stats = c.stats();
+    let ns = &stats.namespaces["slots"];
+    assert!(ns.entries <= 10, "{} entries", ns.entries);
+    assert!(ns.evictions >= 150, "{} evictions", ns.evictions);
+}

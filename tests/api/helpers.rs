@@ -195,6 +195,7 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub store: Store,
+    pub state: actix_web::web::Data<warmline::startup::AppState>,
     pub stop: StopHandle,
     /// Keeps the database alive for the test.
     pub db: Option<TestDb>,
@@ -254,7 +255,8 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
-    let store = app.state().store.clone();
+    let state = app.state();
+    let store = state.store.clone();
     let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -265,6 +267,7 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
             .build()
             .expect("client"),
         store,
+        state,
         stop,
         db: None,
     }
