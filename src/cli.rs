@@ -1,5 +1,8 @@
 //! The command line: `warmline [serve]`, `warmline migrate`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::settings::Settings;
@@ -26,6 +29,38 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Serve the upstream simulator (GoHighLevel, Zep, mem0, Cal.com wire
+    /// formats with seeded demo data) for tests, demos and benchmarks.
+    Simulate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: SocketAddr,
+        /// Start with the latencies measured in the field (contact 200 ms,
+        /// slots 140 ms, memory 150 ms).
+        #[arg(long)]
+        field_latencies: bool,
+        /// A knob, `ENDPOINT=latency_ms:200,jitter_ms:20,error_rate:0.1,timeout_rate:0,down`
+        /// (`*` for every endpoint); repeatable. Change them at runtime with
+        /// `PUT /_sim/knobs/ENDPOINT`.
+        #[arg(long = "knob", value_name = "ENDPOINT=SPEC")]
+        knobs: Vec<String>,
+        /// GoHighLevel's burst limit per location and 10 s.
+        #[arg(long, default_value_t = 100)]
+        ghl_burst_limit: u32,
+    },
+    /// Manage tenants without SQL.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create or update the tenants of a TOML or YAML file (all or none).
+    Import { file: PathBuf },
+    /// List tenants (secrets are never shown).
+    List,
 }
 
 /// Runs the chosen command; the error is what the process prints before it
@@ -34,7 +69,80 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::Simulate {
+            addr,
+            field_latencies,
+            knobs,
+            ghl_burst_limit,
+        } => simulate(addr, field_latencies, knobs, ghl_burst_limit).await,
+        Command::Tenants { command } => tenants(settings, command).await,
     }
+}
+
+async fn simulate(
+    addr: SocketAddr,
+    field_latencies: bool,
+    knob_args: Vec<String>,
+    ghl_burst_limit: u32,
+) -> anyhow::Result<()> {
+    use crate::simulator::{SimConfig, Simulator, parse_knob_arg};
+    let mut knobs = if field_latencies {
+        SimConfig::field_latencies()
+    } else {
+        Default::default()
+    };
+    for arg in &knob_args {
+        let (endpoint, knob) = parse_knob_arg(arg).map_err(|e| anyhow::anyhow!("--knob {e}"))?;
+        knobs.insert(endpoint, knob);
+    }
+    let (sim, server) = Simulator::bind(SimConfig {
+        addr,
+        knobs,
+        ghl_burst_limit,
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the simulator on {addr}: {e}"))?;
+    println!("warmline simulator serving on {}", sim.url);
+    println!("  call counts  GET {}/_sim/calls", sim.url);
+    println!("  requests     GET {}/_sim/requests[?endpoint=…]", sim.url);
+    println!(
+        "  knobs        GET {0}/_sim/knobs, PUT {0}/_sim/knobs/ENDPOINT",
+        sim.url
+    );
+    let stop = sim_stop_on_signal(&sim);
+    let result = server.await;
+    stop.abort();
+    Ok(result?)
+}
+
+fn sim_stop_on_signal(sim: &crate::simulator::Simulator) -> tokio::task::JoinHandle<()> {
+    let handle = sim.handle();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop(true).await;
+    })
+}
+
+async fn tenants(settings: Settings, command: TenantsCommand) -> anyhow::Result<()> {
+    let store = Store::connect_lazy(&settings.database)?;
+    store.migrate().await?;
+    let result = match command {
+        TenantsCommand::Import { file } => {
+            let n = crate::tenants::import(&store, &file).await?;
+            println!("imported {n} tenant(s) from {}", file.display());
+            Ok(())
+        }
+        TenantsCommand::List => {
+            let tenants = store.list_tenants().await?;
+            if tenants.is_empty() {
+                println!("no tenants; import some with `warmline tenants import FILE`");
+            } else {
+                print!("{}", crate::tenants::render_list(&tenants));
+            }
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -45,8 +153,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings.clone()).await?;
     let base = format!("http://{}:{}", settings.addr.ip(), app.port());
     println!("warmline is serving on {base}");
+    println!("  status     {base}/");
     println!("  liveness   {base}/health");
     println!("  readiness  {base}/ready");
+    println!("  metrics    {base}/metrics");
+    if let Some(sim) = &app.state().demo {
+        println!(
+            "\nDemo tenant \"Demo Dental\" answers calls to {} (upstream simulator at {}).",
+            crate::demo::DEMO_NUMBER,
+            sim.url
+        );
+        println!("Try a Retell inbound call from a returning caller:\n");
+        println!(
+            "  curl -s -X POST {base}/retell/inbound -H 'Content-Type: application/json' \\\n    -d '{{\"event\":\"call_inbound\",\"call_inbound\":{{\"from_number\":\"{}\",\"to_number\":\"{}\"}}}}'\n",
+            crate::demo::DEMO_CALLER,
+            crate::demo::DEMO_NUMBER
+        );
+    }
     app.run_until_stopped().await?;
     Ok(())
 }

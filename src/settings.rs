@@ -16,6 +16,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cache::Policies;
+use crate::upstreams::registry::UpstreamSettings;
 
 /// Where warmline stores its durable state.
 #[derive(Clone)]
@@ -57,6 +58,10 @@ pub struct Settings {
     pub cache_policies: Policies,
     /// Bearer token of the admin JSON API; unset: the API is disabled.
     pub admin_token: Option<SecretString>,
+    /// Per-upstream timeouts and breaker figures.
+    pub upstreams: UpstreamSettings,
+    /// Seed and serve the demo tenant when no real tenant exists.
+    pub demo: bool,
 }
 
 /// A setting that could not be used; the message names the variable.
@@ -153,8 +158,42 @@ impl Settings {
             t => t.map(SecretString::from),
         };
 
+        let mut upstreams = UpstreamSettings::default();
+        for kind in UpstreamSettings::KINDS {
+            let var = format!("WARMLINE_UPSTREAM_{}_TIMEOUT_MS", kind.to_uppercase());
+            let slot = upstreams.for_kind_mut(kind).expect("known kind");
+            slot.timeout = duration_var(&get, &var, slot.timeout.as_millis() as u64)?;
+        }
+        let failures = match get("WARMLINE_UPSTREAM_BREAKER_FAILURES") {
+            Some(v) => parse_var("WARMLINE_UPSTREAM_BREAKER_FAILURES", &v, |v| {
+                match v.parse::<u32>() {
+                    Ok(0) | Err(_) => Err("expected a whole number of at least 1".into()),
+                    Ok(n) => Ok(n),
+                }
+            })?,
+            None => 5,
+        };
+        let open_for = duration_var(&get, "WARMLINE_UPSTREAM_BREAKER_OPEN_MS", 10_000)?;
+        for kind in UpstreamSettings::KINDS {
+            let slot = upstreams.for_kind_mut(kind).expect("known kind");
+            slot.breaker_failures = failures;
+            slot.breaker_open_for = open_for;
+        }
+        let demo = match get("WARMLINE_DEMO").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(SettingsError {
+                    var: "WARMLINE_DEMO".into(),
+                    reason: format!("expected `on` or `off`, got `{other}`"),
+                });
+            }
+        };
+
         Ok(Settings {
             addr,
+            upstreams,
+            demo,
             cache_policies,
             admin_token,
             database: DatabaseSettings {
@@ -183,7 +222,7 @@ fn parse_var<T>(
 
 fn duration_var(
     get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
+    var: &str,
     default_ms: u64,
 ) -> Result<Duration, SettingsError> {
     match get(var) {
@@ -265,6 +304,11 @@ impl fmt::Display for Settings {
             } else {
                 "(unset: admin API disabled)"
             }
+        )?;
+        writeln!(
+            f,
+            "  WARMLINE_DEMO          {}",
+            if self.demo { "on" } else { "off" }
         )?;
         writeln!(f, "  RUST_LOG               {}", self.log_filter)?;
         write!(

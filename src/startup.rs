@@ -12,10 +12,12 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::{Cache, CacheConfig, RedisLink};
-use crate::calls::TenantDirectory;
+use crate::calls::{ServiceCatalog, TenantDirectory};
 use crate::error::{json_error_handler, not_found, query_error_handler};
 use crate::settings::Settings;
+use crate::simulator::Simulator;
 use crate::store::{Store, StoreError};
+use crate::upstreams::Upstreams;
 use crate::{admin, assets, health};
 
 /// Largest request body accepted anywhere (webhooks carry transcripts).
@@ -33,6 +35,10 @@ pub struct AppState {
     pub redis: Option<RedisLink>,
     pub cache: Cache,
     pub tenants: TenantDirectory,
+    pub services: ServiceCatalog,
+    pub upstreams: Arc<Upstreams>,
+    /// The in-process simulator behind the demo tenant, when it runs.
+    pub demo: Option<Simulator>,
     /// Set once the schema is known to be migrated.
     pub schema_ready: Arc<AtomicBool>,
     /// Set when shutdown begins: `/ready` turns 503.
@@ -85,7 +91,15 @@ impl Application {
                 .map_or_else(|| "wl:".into(), |r| r.prefix.clone()),
             store: Some(store.clone()),
         });
+        let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
         let tenants = TenantDirectory::new(&cache, store.clone());
+        let services = ServiceCatalog::new(&cache, store.clone(), upstreams.clone());
+        let demo = match (settings.demo, schema_ready.load(Ordering::Acquire)) {
+            (true, true) => crate::demo::prepare(&store)
+                .await
+                .context("preparing the demo tenant")?,
+            _ => None,
+        };
         if schema_ready.load(Ordering::Acquire) {
             // Before serving, so the first call finds its tenant in memory.
             let warmed = tokio::time::timeout(STARTUP_WARMUP_TIMEOUT, cache.warm_up()).await;
@@ -104,6 +118,9 @@ impl Application {
             redis,
             cache,
             tenants,
+            services,
+            upstreams,
+            demo,
             schema_ready,
             shutting_down: Arc::new(AtomicBool::new(false)),
         });

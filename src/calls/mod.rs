@@ -2,6 +2,8 @@
 //! mid-call tools and the fallback cascade. Knows nothing of which voice
 //! platform asked.
 
+pub mod services;
 pub mod tenants;
 
+pub use services::ServiceCatalog;
 pub use tenants::TenantDirectory;

@@ -89,6 +89,7 @@ async fn flush_counts_exactly(app: &TestApp) {
         (200, &json!(3)),
         "{body}"
     );
+    assert_eq!(body["warmed"]["services"], 3, "{body}");
 
     let stats: Value = app
         .client
@@ -132,9 +133,10 @@ async fn flush_counts_exactly(app: &TestApp) {
         flush(json!({"namespace": "tenant", "key": "+15550100001"})).await,
         (200, json!({"flushed": 0}))
     );
+    // The tenant's directory entry and its services.
     assert_eq!(
         flush(json!({"tenant": "+1 555 010 0002"})).await,
-        (200, json!({"flushed": 1}))
+        (200, json!({"flushed": 2}))
     );
     assert_eq!(
         flush(json!({"namespace": "tenant", "prefix": "+1555"})).await,
@@ -147,7 +149,8 @@ async fn flush_counts_exactly(app: &TestApp) {
     post(app, "/admin/api/cache/warmup", Some(TOKEN), json!({})).await;
     assert_eq!(
         flush(json!({"all": true})).await,
-        (200, json!({"flushed": 3}))
+        (200, json!({"flushed": 6})),
+        "3 tenants and their 3 service lists"
     );
 
     let audit = app.store.recent_audit(20).await.unwrap();
@@ -160,7 +163,7 @@ async fn flush_counts_exactly(app: &TestApp) {
         2
     );
     assert_eq!(audit[0].target, json!({"all": true}));
-    assert_eq!(audit[0].outcome, "flushed 3");
+    assert_eq!(audit[0].outcome, "flushed 6");
 }
 
 #[tokio::test]

@@ -187,6 +187,9 @@ pub fn settings_with(vars: &[(&str, &str)]) -> Settings {
         .or_insert_with(|| "127.0.0.1:0".into());
     map.entry("WARMLINE_SHUTDOWN_GRACE_MS".into())
         .or_insert_with(|| "2000".into());
+    // The first-run demo is tested on purpose, not by accident.
+    map.entry("WARMLINE_DEMO".into())
+        .or_insert_with(|| "off".into());
     Settings::from_vars(&map).expect("test settings parse")
 }
 

@@ -8,3 +8,4 @@ mod cache;
 mod health;
 mod process;
 mod store;
+mod upstreams;

@@ -1,0 +1,226 @@
+//! Tenant files: the operator's way to manage tenants without SQL.
+//!
+//! `warmline tenants import FILE` reads TOML or YAML (by extension), checks
+//! every tenant — number, time zone, adapters, services — and upserts them
+//! all, or none when any is wrong. `warmline tenants list` prints them with
+//! secrets redacted.
+//!
+//! ```toml
+//! [[tenants]]
+//! id = "acme-dental"
+//! phone_number = "+15550100000"
+//! name = "Acme Dental"
+//! time_zone = "America/New_York"
+//! crm = { kind = "gohighlevel", location_id = "loc_1", token_env = "ACME_GHL_TOKEN" }
+//! memory = { kind = "zep", token_env = "ZEP_API_KEY" }
+//! calendar = { kind = "gohighlevel", location_id = "loc_1", token_env = "ACME_GHL_TOKEN" }
+//! [[tenants.services]]
+//! id = "cleaning"
+//! name = "Teeth cleaning"
+//! duration_minutes = 30
+//! calendar_id = "cal_1"
+//! ```
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::domain::{PhoneNumber, TenantId};
+use crate::store::{NewTenant, Store, TenantRecord};
+use crate::upstreams::TenantConfig;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFile {
+    tenants: Vec<TenantEntry>,
+}
+
+/// Unknown keys are refused by the flattened [`TenantConfig`], which sees
+/// every key not claimed here.
+#[derive(Debug, Deserialize)]
+struct TenantEntry {
+    id: TenantId,
+    phone_number: String,
+    name: String,
+    time_zone: String,
+    #[serde(flatten)]
+    config: TenantConfig,
+}
+
+/// Parses and checks a tenant file's text; `format` is `toml` or `yaml`.
+pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
+    let file: TenantFile = match format {
+        "toml" => toml::from_str(text).context("invalid TOML tenant file")?,
+        "yaml" | "yml" => serde_yaml_ng::from_str(text).context("invalid YAML tenant file")?,
+        other => bail!("unsupported tenant file type `{other}`; use .toml, .yaml or .yml"),
+    };
+    if file.tenants.is_empty() {
+        bail!("the file lists no tenants");
+    }
+    let mut seen_ids = std::collections::HashSet::new();
+    let mut seen_numbers = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for t in file.tenants {
+        let at = format!("tenant `{}`", t.id);
+        let phone =
+            PhoneNumber::parse(&t.phone_number).with_context(|| format!("{at}: phone_number"))?;
+        t.time_zone.parse::<chrono_tz::Tz>().map_err(|_| {
+            anyhow::anyhow!(
+                "{at}: unknown time_zone `{}` (use an IANA name such as America/New_York)",
+                t.time_zone
+            )
+        })?;
+        t.config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        if !seen_ids.insert(t.id.clone()) {
+            bail!("{at} is listed twice");
+        }
+        if !seen_numbers.insert(phone.clone()) {
+            bail!(
+                "{at}: phone number {} is used by another tenant in the file",
+                phone.as_str()
+            );
+        }
+        out.push(NewTenant {
+            id: t.id,
+            phone_number: phone,
+            name: t.name,
+            time_zone: t.time_zone,
+            config: serde_json::to_value(&t.config)?,
+            is_demo: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Imports every tenant of the file at `path`; returns how many.
+pub async fn import(store: &Store, path: &Path) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let format = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let tenants = parse(&text, format).with_context(|| path.display().to_string())?;
+    // Numbers must stay unique across the database too.
+    for t in &tenants {
+        if let Some(other) = store.tenant_by_number(&t.phone_number).await?
+            && other.id != t.id
+        {
+            bail!(
+                "tenant `{}`: phone number {} already belongs to tenant `{}`",
+                t.id,
+                t.phone_number.as_str(),
+                other.id
+            );
+        }
+    }
+    for t in &tenants {
+        store.upsert_tenant(t).await?;
+    }
+    Ok(tenants.len())
+}
+
+/// One line per tenant, secrets never shown.
+pub fn render_list(tenants: &[TenantRecord]) -> String {
+    let mut out = format!(
+        "{:<20} {:<16} {:<24} {:<20} {:<12} {:<8} {:<12} {}\n",
+        "ID", "NUMBER", "NAME", "TIME ZONE", "CRM", "MEMORY", "CALENDAR", "SERVICES"
+    );
+    for t in tenants {
+        let cfg: TenantConfig = serde_json::from_value(t.config.clone()).unwrap_or_default();
+        let kind = |v: Option<serde_json::Value>| {
+            v.and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "-".into())
+        };
+        let name = if t.is_demo {
+            format!("{} (demo)", t.name)
+        } else {
+            t.name.clone()
+        };
+        out.push_str(&format!(
+            "{:<20} {:<16} {:<24} {:<20} {:<12} {:<8} {:<12} {}\n",
+            t.id.as_str(),
+            t.phone_number.as_str(),
+            name,
+            t.time_zone,
+            kind(cfg.crm.as_ref().and_then(|c| serde_json::to_value(c).ok())),
+            kind(
+                cfg.memory
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok())
+            ),
+            kind(
+                cfg.calendar
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok())
+            ),
+            cfg.services.len()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOML: &str = r#"
+        [[tenants]]
+        id = "acme-dental"
+        phone_number = "+1 (555) 010-0000"
+        name = "Acme Dental"
+        time_zone = "America/New_York"
+        crm = { kind = "gohighlevel", location_id = "loc_1", token_env = "ACME_GHL_TOKEN" }
+        memory = { kind = "mem0", token = "m0-secret" }
+        calendar = { kind = "calcom", token = "cal_secret" }
+        [[tenants.services]]
+        id = "cleaning"
+        name = "Teeth cleaning"
+        event_type_id = 42
+    "#;
+
+    #[test]
+    fn a_toml_file_parses_into_tenants_with_normalised_numbers() {
+        let tenants = parse(TOML, "toml").unwrap();
+        assert_eq!(tenants.len(), 1);
+        assert_eq!(tenants[0].phone_number.as_str(), "+15550100000");
+        assert_eq!(tenants[0].config["calendar"]["kind"], "calcom");
+        assert_eq!(tenants[0].config["services"][0]["event_type_id"], 42);
+    }
+
+    #[test]
+    fn the_same_tenant_parses_from_yaml() {
+        let yaml = r#"
+tenants:
+  - id: zen-spa
+    phone_number: "+15550100009"
+    name: Zen Spa
+    time_zone: Europe/London
+    memory: { kind: zep, token_env: ZEP_API_KEY }
+"#;
+        let tenants = parse(yaml, "yaml").unwrap();
+        assert_eq!(tenants[0].id.as_str(), "zen-spa");
+        assert_eq!(tenants[0].config["memory"]["kind"], "zep");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let bad_tz = TOML.replace("America/New_York", "Mars/Olympus");
+        assert!(
+            format!("{:#}", parse(&bad_tz, "toml").unwrap_err())
+                .contains("unknown time_zone `Mars/Olympus`")
+        );
+        let bad_phone = TOML.replace("+1 (555) 010-0000", "call me");
+        assert!(format!("{:#}", parse(&bad_phone, "toml").unwrap_err()).contains("phone_number"));
+        let no_event = TOML.replace("event_type_id = 42", "");
+        assert!(format!("{:#}", parse(&no_event, "toml").unwrap_err()).contains("event_type_id"));
+        let typo = TOML.replace("time_zone =", "timezone =");
+        assert!(parse(&typo, "toml").is_err());
+        assert!(
+            parse(TOML, "ini")
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported")
+        );
+    }
+}

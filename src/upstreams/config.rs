@@ -1,0 +1,251 @@
+//! A tenant's upstream configuration: which CRM, memory and calendar it
+//! uses, their ids and credentials, and its services. Stored as the tenant's
+//! `config` JSON; written by `warmline tenants import`.
+//!
+//! A credential is given either inline (`token`) or, better, as the name of
+//! an environment variable holding it (`token_env`), so the secret need not
+//! sit in the database or the import file.
+
+use serde::{Deserialize, Serialize};
+
+use super::Service;
+
+pub const GHL_BASE_URL: &str = "https://services.leadconnectorhq.com";
+pub const ZEP_BASE_URL: &str = "https://api.getzep.com";
+pub const MEM0_BASE_URL: &str = "https://api.mem0.ai";
+pub const CALCOM_BASE_URL: &str = "https://api.cal.com";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+impl Credential {
+    /// The secret, from the environment variable if one is named.
+    pub fn resolve(&self, what: &str) -> Result<String, String> {
+        match (&self.token, &self.token_env) {
+            (_, Some(var)) => std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{what}: environment variable {var} is not set")),
+            (Some(t), None) if !t.is_empty() => Ok(t.clone()),
+            _ => Err(format!("{what}: give `token` or `token_env`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CrmConfig {
+    Gohighlevel {
+        location_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(flatten)]
+        credential: Credential,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MemoryConfig {
+    /// Zep Cloud, v3 SDK generation (threads under `/api/v2`).
+    Zep {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(flatten)]
+        credential: Credential,
+    },
+    /// mem0 platform API v3.
+    Mem0 {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(flatten)]
+        credential: Credential,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CalendarConfig {
+    Gohighlevel {
+        location_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(flatten)]
+        credential: Credential,
+    },
+    Calcom {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        #[serde(flatten)]
+        credential: Credential,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default = "default_duration")]
+    pub duration_minutes: u32,
+    /// GoHighLevel calendar of this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_id: Option<String>,
+    /// Cal.com event type of this service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_id: Option<i64>,
+}
+
+fn default_duration() -> u32 {
+    30
+}
+
+/// Everything a tenant's `config` column holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<CrmConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarConfig>,
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+impl TenantConfig {
+    /// Checks what can be checked without calling anyone: each service names
+    /// the calendar reference its calendar kind needs.
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.services {
+            match (&self.calendar, &s.calendar_id, s.event_type_id) {
+                (Some(CalendarConfig::Gohighlevel { .. }), None, _) => {
+                    return Err(format!(
+                        "service `{}`: a GoHighLevel calendar needs `calendar_id`",
+                        s.id
+                    ));
+                }
+                (Some(CalendarConfig::Calcom { .. }), _, None) => {
+                    return Err(format!(
+                        "service `{}`: a Cal.com calendar needs `event_type_id`",
+                        s.id
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn services(&self) -> Vec<Service> {
+        self.services
+            .iter()
+            .map(|s| Service {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                duration_minutes: s.duration_minutes,
+                calendar_ref: s
+                    .calendar_id
+                    .clone()
+                    .or_else(|| s.event_type_id.map(|id| id.to_string()))
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The same config with every inline secret replaced by `***`, for
+    /// listings and pages.
+    pub fn redacted(&self) -> TenantConfig {
+        fn hide(c: &Credential) -> Credential {
+            Credential {
+                token: c.token.as_ref().map(|_| "***".into()),
+                token_env: c.token_env.clone(),
+            }
+        }
+        let mut out = self.clone();
+        match &mut out.crm {
+            Some(CrmConfig::Gohighlevel { credential, .. }) => *credential = hide(credential),
+            None => {}
+        }
+        match &mut out.memory {
+            Some(MemoryConfig::Zep { credential, .. })
+            | Some(MemoryConfig::Mem0 { credential, .. }) => *credential = hide(credential),
+            None => {}
+        }
+        match &mut out.calendar {
+            Some(CalendarConfig::Gohighlevel { credential, .. })
+            | Some(CalendarConfig::Calcom { credential, .. }) => *credential = hide(credential),
+            None => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_parses_from_toml_and_redacts_inline_tokens() {
+        let cfg: TenantConfig = toml::from_str(
+            r#"
+            crm = { kind = "gohighlevel", location_id = "loc_1", token = "pit-secret" }
+            memory = { kind = "zep", token_env = "ZEP_API_KEY" }
+            calendar = { kind = "gohighlevel", location_id = "loc_1", token = "pit-secret" }
+            [[services]]
+            id = "cleaning"
+            name = "Cleaning"
+            calendar_id = "cal_1"
+            "#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.services()[0].calendar_ref, "cal_1");
+        assert_eq!(cfg.services()[0].duration_minutes, 30);
+        let shown = serde_json::to_string(&cfg.redacted()).unwrap();
+        assert!(!shown.contains("pit-secret"), "{shown}");
+        assert!(shown.contains("ZEP_API_KEY"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_kinds_fields_and_missing_calendar_refs_are_rejected() {
+        assert!(
+            toml::from_str::<TenantConfig>(r#"crm = { kind = "salesforce", token = "x" }"#)
+                .is_err()
+        );
+        assert!(
+            toml::from_str::<TenantConfig>(r#"memory = { kind = "zep", tokn = "x" }"#).is_err()
+        );
+        let cfg: TenantConfig = toml::from_str(
+            r#"
+            calendar = { kind = "calcom", token = "cal_x" }
+            [[services]]
+            id = "s"
+            name = "S"
+            "#,
+        )
+        .unwrap();
+        assert!(cfg.validate().unwrap_err().contains("event_type_id"));
+    }
+
+    #[test]
+    fn a_credential_prefers_its_environment_variable_and_says_which_is_missing() {
+        let c = Credential {
+            token: None,
+            token_env: Some("WARMLINE_TEST_SURELY_UNSET_VAR".into()),
+        };
+        assert!(
+            c.resolve("zep")
+                .unwrap_err()
+                .contains("WARMLINE_TEST_SURELY_UNSET_VAR")
+        );
+        assert!(Credential::default().resolve("zep").is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Builds each tenant's adapters from its configuration, sharing one HTTP
+//! client (pool, breaker, retry budget) per upstream and base URL across
+//! tenants.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::calcom::CalcomCalendar;
+use super::config::{
+    CALCOM_BASE_URL, CalendarConfig, CrmConfig, GHL_BASE_URL, MEM0_BASE_URL, MemoryConfig,
+    TenantConfig, ZEP_BASE_URL,
+};
+use super::ghl::{Ghl, GhlCalendar, GhlCrm};
+use super::http::{ClientSettings, LastFailure, UpstreamClient};
+use super::mem0::Mem0Memory;
+use super::zep::ZepMemory;
+use super::{Calendar, Crm, Memory, Service};
+use crate::breaker::BreakerState;
+use crate::store::TenantRecord;
+
+/// Per-upstream client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSettings {
+    pub gohighlevel: ClientSettings,
+    pub zep: ClientSettings,
+    pub mem0: ClientSettings,
+    pub calcom: ClientSettings,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        let memory = ClientSettings {
+            // Memory services take 150 ms to 6 s; past 3 s the cache's
+            // fail-safe is the better answer.
+            timeout: Duration::from_millis(3_000),
+            ..ClientSettings::default()
+        };
+        UpstreamSettings {
+            gohighlevel: ClientSettings::default(),
+            zep: memory.clone(),
+            mem0: memory,
+            calcom: ClientSettings::default(),
+        }
+    }
+}
+
+impl UpstreamSettings {
+    pub const KINDS: [&'static str; 4] = ["gohighlevel", "zep", "mem0", "calcom"];
+
+    pub fn for_kind_mut(&mut self, kind: &str) -> Option<&mut ClientSettings> {
+        match kind {
+            "gohighlevel" => Some(&mut self.gohighlevel),
+            "zep" => Some(&mut self.zep),
+            "mem0" => Some(&mut self.mem0),
+            "calcom" => Some(&mut self.calcom),
+            _ => None,
+        }
+    }
+
+    fn for_kind(&self, kind: &str) -> ClientSettings {
+        match kind {
+            "zep" => self.zep.clone(),
+            "mem0" => self.mem0.clone(),
+            "calcom" => self.calcom.clone(),
+            _ => self.gohighlevel.clone(),
+        }
+    }
+}
+
+/// One tenant's adapters. A capability the tenant did not configure is `None`.
+pub struct TenantUpstreams {
+    pub crm: Option<Arc<dyn Crm>>,
+    pub memory: Option<Arc<dyn Memory>>,
+    pub calendar: Option<Arc<dyn Calendar>>,
+    pub services: Vec<Service>,
+}
+
+/// What the admin's upstream table shows of one client.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamStatus {
+    pub upstream: &'static str,
+    pub base_url: String,
+    pub breaker: BreakerState,
+    pub last_failure: Option<LastFailure>,
+}
+
+pub struct Upstreams {
+    settings: UpstreamSettings,
+    clients: Mutex<HashMap<(&'static str, String), Arc<UpstreamClient>>>,
+    /// Built adapters by tenant id, with the tenant's `updated_at_ms`.
+    built: Mutex<HashMap<String, (i64, Arc<TenantUpstreams>)>>,
+}
+
+fn base_url(configured: &Option<String>, default: &str, what: &str) -> Result<Url, String> {
+    let raw = configured.as_deref().unwrap_or(default);
+    Url::parse(raw).map_err(|e| format!("{what} base_url `{raw}`: {e}"))
+}
+
+impl Upstreams {
+    pub fn new(settings: UpstreamSettings) -> Self {
+        Upstreams {
+            settings,
+            clients: Mutex::new(HashMap::new()),
+            built: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, kind: &'static str, base: &Url) -> Arc<UpstreamClient> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((kind, base.to_string()))
+            .or_insert_with(|| Arc::new(UpstreamClient::new(kind, self.settings.for_kind(kind))))
+            .clone()
+    }
+
+    /// The tenant's adapters, built once per version of its configuration.
+    pub fn for_tenant(&self, tenant: &TenantRecord) -> Result<Arc<TenantUpstreams>, String> {
+        let key = tenant.id.to_string();
+        if let Some((version, built)) = self
+            .built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && *version == tenant.updated_at_ms
+        {
+            return Ok(built.clone());
+        }
+        let config: TenantConfig = serde_json::from_value(tenant.config.clone())
+            .map_err(|e| format!("tenant {}: invalid config: {e}", tenant.id))?;
+        let built = Arc::new(
+            self.build(&config)
+                .map_err(|e| format!("tenant {}: {e}", tenant.id))?,
+        );
+        self.built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (tenant.updated_at_ms, built.clone()));
+        Ok(built)
+    }
+
+    fn build(&self, config: &TenantConfig) -> Result<TenantUpstreams, String> {
+        let crm: Option<Arc<dyn Crm>> = match &config.crm {
+            None => None,
+            Some(CrmConfig::Gohighlevel {
+                location_id,
+                base_url: b,
+                credential,
+            }) => {
+                let base = base_url(b, GHL_BASE_URL, "crm")?;
+                let token = credential.resolve("crm")?;
+                let client = self.client("gohighlevel", &base);
+                Some(Arc::new(GhlCrm(Ghl::new(
+                    client,
+                    base,
+                    token,
+                    location_id.clone(),
+                ))))
+            }
+        };
+        let memory: Option<Arc<dyn Memory>> = match &config.memory {
+            None => None,
+            Some(MemoryConfig::Zep {
+                base_url: b,
+                credential,
+            }) => {
+                let base = base_url(b, ZEP_BASE_URL, "memory")?;
+                let client = self.client("zep", &base);
+                Some(Arc::new(ZepMemory::new(
+                    client,
+                    base,
+                    credential.resolve("memory")?,
+                )))
+            }
+            Some(MemoryConfig::Mem0 {
+                base_url: b,
+                credential,
+            }) => {
+                let base = base_url(b, MEM0_BASE_URL, "memory")?;
+                let client = self.client("mem0", &base);
+                Some(Arc::new(Mem0Memory::new(
+                    client,
+                    base,
+                    credential.resolve("memory")?,
+                )))
+            }
+        };
+        let calendar: Option<Arc<dyn Calendar>> = match &config.calendar {
+            None => None,
+            Some(CalendarConfig::Gohighlevel {
+                location_id,
+                base_url: b,
+                credential,
+            }) => {
+                let base = base_url(b, GHL_BASE_URL, "calendar")?;
+                let token = credential.resolve("calendar")?;
+                let client = self.client("gohighlevel", &base);
+                Some(Arc::new(GhlCalendar(Ghl::new(
+                    client,
+                    base,
+                    token,
+                    location_id.clone(),
+                ))))
+            }
+            Some(CalendarConfig::Calcom {
+                base_url: b,
+                credential,
+            }) => {
+                let base = base_url(b, CALCOM_BASE_URL, "calendar")?;
+                let client = self.client("calcom", &base);
+                Some(Arc::new(CalcomCalendar::new(
+                    client,
+                    base,
+                    credential.resolve("calendar")?,
+                )))
+            }
+        };
+        config.validate()?;
+        Ok(TenantUpstreams {
+            crm,
+            memory,
+            calendar,
+            services: config.services(),
+        })
+    }
+
+    /// Every client in use, for the admin and `/metrics`.
+    pub fn status(&self) -> Vec<UpstreamStatus> {
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<UpstreamStatus> = clients
+            .iter()
+            .map(|((kind, base), c)| UpstreamStatus {
+                upstream: kind,
+                base_url: base.clone(),
+                breaker: c.breaker_state(),
+                last_failure: c.last_failure(),
+            })
+            .collect();
+        out.sort_by(|a, b| (a.upstream, &a.base_url).cmp(&(b.upstream, &b.base_url)));
+        out
+    }
+}
