@@ -21,3 +21,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 pub mod upstreams;
+pub mod webhooks;

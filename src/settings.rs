@@ -62,6 +62,19 @@ pub struct Settings {
     pub upstreams: UpstreamSettings,
     /// Seed and serve the demo tenant when no real tenant exists.
     pub demo: bool,
+    pub webhooks: WebhookSettings,
+}
+
+/// Provider secrets (global; a tenant may later override them) and the
+/// inbound deadline budget.
+#[derive(Clone)]
+pub struct WebhookSettings {
+    pub retell_api_key: Option<SecretString>,
+    pub vapi_secret: Option<SecretString>,
+    pub elevenlabs_secret: Option<SecretString>,
+    /// How long an inbound call's context may take before missing parts are
+    /// left out (they finish in the background for the next caller).
+    pub inbound_deadline: Duration,
 }
 
 /// A setting that could not be used; the message names the variable.
@@ -190,8 +203,16 @@ impl Settings {
             }
         };
 
+        let webhooks = WebhookSettings {
+            retell_api_key: get("RETELL_API_KEY").map(SecretString::from),
+            vapi_secret: get("VAPI_SECRET").map(SecretString::from),
+            elevenlabs_secret: get("ELEVENLABS_WEBHOOK_SECRET").map(SecretString::from),
+            inbound_deadline: duration_var(&get, "WARMLINE_INBOUND_DEADLINE_MS", 1_500)?,
+        };
+
         Ok(Settings {
             addr,
+            webhooks,
             upstreams,
             demo,
             cache_policies,

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::{Cache, CacheConfig, RedisLink};
-use crate::calls::{ServiceCatalog, TenantDirectory};
+use crate::calls::{ContextAssembler, ServiceCatalog, TenantDirectory};
 use crate::error::{json_error_handler, not_found, query_error_handler};
 use crate::settings::Settings;
 use crate::simulator::Simulator;
@@ -36,6 +36,7 @@ pub struct AppState {
     pub cache: Cache,
     pub tenants: TenantDirectory,
     pub services: ServiceCatalog,
+    pub context: ContextAssembler,
     pub upstreams: Arc<Upstreams>,
     /// The in-process simulator behind the demo tenant, when it runs.
     pub demo: Option<Simulator>,
@@ -94,6 +95,12 @@ impl Application {
         let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
         let tenants = TenantDirectory::new(&cache, store.clone());
         let services = ServiceCatalog::new(&cache, store.clone(), upstreams.clone());
+        let context = ContextAssembler::new(
+            &cache,
+            upstreams.clone(),
+            store.clone(),
+            settings.webhooks.inbound_deadline,
+        );
         let demo = match (settings.demo, schema_ready.load(Ordering::Acquire)) {
             (true, true) => crate::demo::prepare(&store)
                 .await
@@ -119,6 +126,7 @@ impl Application {
             cache,
             tenants,
             services,
+            context,
             upstreams,
             demo,
             schema_ready,
@@ -224,6 +232,7 @@ fn run(
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
             .configure(health::configure)
             .configure(admin::api::configure)
+            .configure(crate::webhooks::retell::configure)
             .configure(crate::telemetry::metrics::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))

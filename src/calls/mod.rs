@@ -2,8 +2,10 @@
 //! mid-call tools and the fallback cascade. Knows nothing of which voice
 //! platform asked.
 
+pub mod context;
 pub mod services;
 pub mod tenants;
 
+pub use context::{CallerContext, ContextAssembler};
 pub use services::ServiceCatalog;
 pub use tenants::TenantDirectory;

@@ -7,5 +7,6 @@ mod admin_api;
 mod cache;
 mod health;
 mod process;
+mod retell;
 mod store;
 mod upstreams;

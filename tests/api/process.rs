@@ -131,3 +131,69 @@ fn warmline_migrate_applies_the_migrations_and_is_idempotent() {
     }
     assert!(dir.path().join("warmline.db").exists());
 }
+
+#[tokio::test]
+async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_printed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .env_remove("WARMLINE_DEMO")
+        .env_remove("RETELL_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "never answered /health");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The request exactly as the start-up banner prints it.
+    let body = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
+    let resp = client
+        .post(format!("{base}/retell/inbound"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    let vars = &answer["call_inbound"]["dynamic_variables"];
+    assert_eq!(vars["customer_name"], "Ana Souza", "{answer}");
+    assert_eq!(vars["business_name"], "Demo Dental");
+    assert!(
+        vars["memory_summary"]
+            .as_str()
+            .unwrap()
+            .contains("Prefers morning appointments"),
+        "{answer}"
+    );
+    assert!(
+        !vars["next_available_slots"].as_str().unwrap().is_empty(),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["call_inbound"]["metadata"]["context_missing"],
+        serde_json::json!([])
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("curl -s -X POST {base}/retell/inbound")),
+        "{out}"
+    );
+    assert!(
+        out.contains(body),
+        "the banner prints this very request:\n{out}"
+    );
+}

@@ -1,0 +1,324 @@
+//! Caller context for an inbound call: who is calling, what they talked
+//! about last time, which slots are free — assembled from the cache, and on
+//! a miss from the CRM, memory and calendar **concurrently**, each through
+//! its own cached, coalesced loader, within a deadline budget. A part that is
+//! not back in time is left out (its load finishes in the background and
+//! serves the next caller); a part whose upstream fails is served stale by
+//! the cache's fail-safe when it can be.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered};
+use crate::domain::PhoneNumber;
+use crate::store::{Store, TenantRecord};
+use crate::upstreams::{Contact, MemoryContext, MemorySubject, Slot, TenantUpstreams, Upstreams};
+
+/// How many upcoming free slots the agent is told about.
+const NEXT_SLOTS: usize = 5;
+/// How far ahead "next free slots" looks.
+const SLOT_HORIZON_DAYS: i64 = 7;
+
+/// What warmline knows of a caller at a tenant, from the CRM and its own
+/// call statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactInfo {
+    pub crm: Option<Contact>,
+    pub total_calls: i64,
+    pub last_call_at_ms: Option<i64>,
+}
+
+/// Everything the agent is told when the call starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallerContext {
+    pub tenant_id: String,
+    pub business_name: String,
+    pub time_zone: String,
+    pub customer_name: Option<String>,
+    pub crm_contact_id: Option<String>,
+    pub returning_caller: bool,
+    pub total_calls: i64,
+    pub last_call_at_ms: Option<i64>,
+    pub memory_summary: Option<String>,
+    pub next_slots: Vec<Slot>,
+    /// Parts left out because they were not back within the deadline or
+    /// failed with nothing to fall back on (`contact`, `memory`, `slots`).
+    pub missing: Vec<String>,
+    /// Parts served stale because their upstream failed or was slow.
+    pub stale: Vec<String>,
+}
+
+impl CallerContext {
+    /// The next free slots as the agent should say them, in the tenant's zone.
+    pub fn slots_spoken(&self) -> Vec<String> {
+        let tz: Tz = self.time_zone.parse().unwrap_or(Tz::UTC);
+        self.next_slots
+            .iter()
+            .map(|s| {
+                s.start
+                    .with_timezone(&tz)
+                    .format("%A %B %-d at %-I:%M %p")
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+pub struct ContextAssembler {
+    contacts: Tiered<ContactInfo>,
+    memory: Tiered<MemoryContext>,
+    slots: Tiered<Vec<Slot>>,
+    contexts: Tiered<CallerContext>,
+    upstreams: Arc<Upstreams>,
+    store: Store,
+    deadline: Duration,
+}
+
+fn caller_key(tenant: &TenantRecord, caller: &PhoneNumber) -> String {
+    format!("{}:{}", tenant.id, caller.as_str())
+}
+
+/// A part's value, and whether it was served stale.
+enum Part<T> {
+    Value(Option<Arc<T>>, bool),
+    Missing,
+}
+
+fn part<T>(
+    name: &str,
+    result: Result<Result<Lookup<T>, crate::cache::CacheError>, tokio::time::error::Elapsed>,
+) -> Part<T> {
+    match result {
+        Ok(Ok(l)) => Part::Value(
+            l.value,
+            matches!(l.outcome, Outcome::HitStale | Outcome::HitFailSafe),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(part = name, error = %e, "context part unavailable");
+            Part::Missing
+        }
+        Err(_) => {
+            tracing::warn!(
+                part = name,
+                "context part not back within the deadline; left out"
+            );
+            Part::Missing
+        }
+    }
+}
+
+impl ContextAssembler {
+    pub fn new(cache: &Cache, upstreams: Arc<Upstreams>, store: Store, deadline: Duration) -> Self {
+        ContextAssembler {
+            contacts: cache.namespace(Namespace::Contact),
+            memory: cache.namespace(Namespace::Memory),
+            slots: cache.namespace(Namespace::Slots),
+            contexts: cache.namespace(Namespace::Context),
+            upstreams,
+            store,
+            deadline,
+        }
+    }
+
+    /// The caller's context, from the `context` namespace when a complete
+    /// one is cached, else assembled from its parts.
+    #[tracing::instrument(name = "calls.assemble_context", skip_all, fields(tenant = %tenant.id, caller = %caller.masked()))]
+    pub async fn assemble(&self, tenant: &TenantRecord, caller: &PhoneNumber) -> CallerContext {
+        let key = caller_key(tenant, caller);
+        if let Some(l) = self.contexts.get_cached(&key).await
+            && let Some(ctx) = l.value
+            && l.outcome == Outcome::HitFresh
+        {
+            return (*ctx).clone();
+        }
+        let ctx = self.assemble_parts(tenant, caller).await;
+        if ctx.missing.is_empty() && ctx.stale.is_empty() {
+            self.contexts.set(&key, ctx.clone()).await;
+        }
+        ctx
+    }
+
+    /// The context of a caller whose number is withheld: the business only.
+    pub fn anonymous(&self, tenant: &TenantRecord) -> CallerContext {
+        CallerContext {
+            tenant_id: tenant.id.to_string(),
+            business_name: tenant.name.clone(),
+            time_zone: tenant.time_zone.clone(),
+            customer_name: None,
+            crm_contact_id: None,
+            returning_caller: false,
+            total_calls: 0,
+            last_call_at_ms: None,
+            memory_summary: None,
+            next_slots: Vec::new(),
+            missing: Vec::new(),
+            stale: Vec::new(),
+        }
+    }
+
+    async fn assemble_parts(&self, tenant: &TenantRecord, caller: &PhoneNumber) -> CallerContext {
+        let up = match self.upstreams.for_tenant(tenant) {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::error!(error = %e, "tenant upstreams are misconfigured");
+                Arc::new(TenantUpstreams {
+                    crm: None,
+                    memory: None,
+                    calendar: None,
+                    services: Vec::new(),
+                })
+            }
+        };
+        let key = caller_key(tenant, caller);
+        let deadline = self.deadline;
+
+        let contact = {
+            let (up, store, tenant, caller) = (
+                up.clone(),
+                self.store.clone(),
+                tenant.clone(),
+                caller.clone(),
+            );
+            tokio::time::timeout(
+                deadline,
+                self.contacts.get_or_load(&key, move || async move {
+                    let crm = async {
+                        match &up.crm {
+                            Some(crm) => crm
+                                .find_contact_by_phone(&caller)
+                                .await
+                                .map_err(LoadError::new),
+                            None => Ok(None),
+                        }
+                    };
+                    let stats = async {
+                        store
+                            .contact(&tenant.id, &caller)
+                            .await
+                            .map_err(LoadError::new)
+                    };
+                    let (crm, stats) = tokio::try_join!(crm, stats)?;
+                    Ok(Some(ContactInfo {
+                        crm,
+                        total_calls: stats.as_ref().map_or(0, |s| s.total_calls),
+                        last_call_at_ms: stats.and_then(|s| s.last_call_at_ms),
+                    }))
+                }),
+            )
+        };
+
+        let first_name_hint = None;
+        let memory = async {
+            let Some(mem) = up.memory.clone() else {
+                return Ok(Ok(Lookup {
+                    value: None,
+                    tier: crate::cache::Tier::Loader,
+                    outcome: Outcome::Miss,
+                    age_ms: 0,
+                }));
+            };
+            let subject = MemorySubject::for_caller(&tenant.id, caller, first_name_hint);
+            tokio::time::timeout(
+                deadline,
+                self.memory.get_or_load(&key, move || async move {
+                    mem.get_context(&subject).await.map_err(LoadError::new)
+                }),
+            )
+            .await
+        };
+
+        let slots = async {
+            let (Some(cal), Some(service)) = (up.calendar.clone(), up.services.first().cloned())
+            else {
+                return Ok(Ok(Lookup {
+                    value: None,
+                    tier: crate::cache::Tier::Loader,
+                    outcome: Outcome::Miss,
+                    age_ms: 0,
+                }));
+            };
+            let tz_name = tenant.time_zone.clone();
+            let tz: Tz = tz_name.parse().unwrap_or(Tz::UTC);
+            let today = Utc::now().with_timezone(&tz).date_naive();
+            let slot_key = format!("{}:{}:{}", tenant.id, service.id, today);
+            tokio::time::timeout(
+                deadline,
+                self.slots.get_or_load(&slot_key, move || async move {
+                    let from = Utc::now();
+                    let to = from + ChronoDuration::days(SLOT_HORIZON_DAYS);
+                    let mut slots = cal
+                        .free_slots(&service, from, to, &tz_name)
+                        .await
+                        .map_err(LoadError::new)?;
+                    slots.truncate(NEXT_SLOTS);
+                    Ok(Some(slots))
+                }),
+            )
+            .await
+        };
+
+        let (contact, memory, slots) = tokio::join!(contact, memory, slots);
+        let mut missing = Vec::new();
+        let mut stale = Vec::new();
+        let mut note = |name: &str, missing_part: bool, was_stale: bool| {
+            if missing_part {
+                missing.push(name.to_owned());
+            }
+            if was_stale {
+                stale.push(name.to_owned());
+            }
+        };
+        let contact = match part("contact", contact) {
+            Part::Value(v, s) => {
+                note("contact", false, s);
+                v
+            }
+            Part::Missing => {
+                note("contact", true, false);
+                None
+            }
+        };
+        let memory = match part("memory", memory) {
+            Part::Value(v, s) => {
+                note("memory", false, s);
+                v
+            }
+            Part::Missing => {
+                note("memory", true, false);
+                None
+            }
+        };
+        let slots = match part("slots", slots) {
+            Part::Value(v, s) => {
+                note("slots", false, s);
+                v
+            }
+            Part::Missing => {
+                note("slots", true, false);
+                None
+            }
+        };
+
+        let crm = contact.as_ref().and_then(|c| c.crm.clone());
+        let total_calls = contact.as_ref().map_or(0, |c| c.total_calls);
+        CallerContext {
+            tenant_id: tenant.id.to_string(),
+            business_name: tenant.name.clone(),
+            time_zone: tenant.time_zone.clone(),
+            customer_name: crm.as_ref().and_then(Contact::display_name),
+            crm_contact_id: crm.as_ref().map(|c| c.id.clone()),
+            returning_caller: total_calls > 0 || crm.is_some(),
+            total_calls,
+            last_call_at_ms: contact.as_ref().and_then(|c| c.last_call_at_ms),
+            memory_summary: memory.map(|m| m.summary.clone()),
+            next_slots: slots.map(|s| (*s).clone()).unwrap_or_default(),
+            missing,
+            stale,
+        }
+    }
+}
