@@ -126,3 +126,49 @@ async fn the_status_page_shows_readiness_and_loads_htmx_from_our_own_static_file
     assert_eq!(htmx.bytes().await.unwrap().len(), 52_182);
     assert_eq!(app.get("/static/nope.js").await.status(), 404);
 }
+
+#[tokio::test]
+async fn the_demo_tenant_is_seeded_on_first_run_and_retired_once_a_real_tenant_exists() {
+    let db = TestDb::sqlite();
+    let url = db.url().to_owned();
+    let app = spawn_app_with(db, &[("WARMLINE_DEMO", "on")]).await;
+    let tenants = app.store.list_tenants().await.unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert!(tenants[0].is_demo);
+    assert_eq!(tenants[0].phone_number.as_str(), "+15550100000");
+    assert!(app.state.demo.is_some(), "its simulator runs");
+
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: warmline::domain::TenantId::parse("acme").unwrap(),
+            phone_number: warmline::domain::PhoneNumber::parse("+15550100042").unwrap(),
+            name: "Acme".into(),
+            time_zone: "UTC".into(),
+            config: serde_json::json!({}),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    let restarted = crate::helpers::spawn_with_settings(crate::helpers::settings_with(&[
+        ("DATABASE_URL", &url),
+        ("WARMLINE_DEMO", "on"),
+    ]))
+    .await;
+    let ids: Vec<String> = restarted
+        .store
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    assert_eq!(ids, ["acme"], "the demo tenant is gone");
+    assert!(restarted.state.demo.is_none());
+}
+
+#[tokio::test]
+async fn with_warmline_demo_off_no_demo_tenant_is_seeded() {
+    let app = spawn_app_with(TestDb::sqlite(), &[("WARMLINE_DEMO", "off")]).await;
+    assert!(app.store.list_tenants().await.unwrap().is_empty());
+    assert!(app.state.demo.is_none());
+}

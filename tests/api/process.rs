@@ -197,3 +197,132 @@ async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_pri
         "the banner prints this very request:\n{out}"
     );
 }
+
+#[test]
+fn tenants_are_imported_from_a_file_and_listed_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tenants.toml"),
+        r#"
+[[tenants]]
+id = "acme-dental"
+phone_number = "+1 (555) 010-0042"
+name = "Acme Dental"
+time_zone = "America/Chicago"
+crm = { kind = "gohighlevel", location_id = "loc_1", token = "pit-very-secret" }
+memory = { kind = "mem0", token_env = "ACME_MEM0_KEY" }
+calendar = { kind = "calcom", token = "cal_also_secret" }
+
+[[tenants.services]]
+id = "cleaning"
+name = "Teeth cleaning"
+event_type_id = 42
+"#,
+    )
+    .unwrap();
+    let out = warmline(dir.path())
+        .args(["tenants", "import", "tenants.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "imported 1 tenant(s) from tenants.toml"
+    );
+
+    let out = warmline(dir.path())
+        .args(["tenants", "list"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let row = listing
+        .lines()
+        .find(|l| l.starts_with("acme-dental"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    for expected in [
+        "+15550100042",
+        "Acme Dental",
+        "America/Chicago",
+        "gohighlevel",
+        "mem0",
+        "calcom",
+    ] {
+        assert!(row.contains(expected), "{expected} missing in {row}");
+    }
+    assert!(!listing.contains("secret"), "{listing}");
+
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "tenants:\n  - id: zen\n    phone_number: \"+15550100043\"\n    name: Zen\n    time_zone: Mars/Base\n",
+    )
+    .unwrap();
+    let out = warmline(dir.path())
+        .args(["tenants", "import", "bad.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown time_zone `Mars/Base`"), "{stderr}");
+}
+
+#[test]
+fn warmline_simulate_serves_the_wire_formats_and_its_control_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .args(["simulate", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--knob", "zep.threads.context=latency_ms:10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let knobs: serde_json::Value = loop {
+            if let Ok(r) = http.get(format!("{base}/_sim/knobs")).send().await {
+                break r.json().await.unwrap();
+            }
+            assert!(Instant::now() < deadline, "simulator never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(knobs["knobs"]["zep.threads.context"]["latency_ms"], 10);
+        let ctx = http
+            .get(format!(
+                "{base}/api/v2/threads/wl-demo-dental-15550100001/context"
+            ))
+            .header("authorization", "Api-Key sim-zep-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ctx.status(), 200);
+        let calls: serde_json::Value = http
+            .get(format!("{base}/_sim/calls"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(calls["calls"]["zep.threads.context"], 1);
+        let bad = http
+            .put(format!("{base}/_sim/knobs/nope"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
