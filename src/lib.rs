@@ -22,3 +22,4 @@ pub mod telemetry;
 pub mod tenants;
 pub mod upstreams;
 pub mod webhooks;
+pub mod writebehind;

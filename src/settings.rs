@@ -63,6 +63,8 @@ pub struct Settings {
     /// Seed and serve the demo tenant when no real tenant exists.
     pub demo: bool,
     pub webhooks: WebhookSettings,
+    /// Where acknowledged work waits while the database is unreachable.
+    pub spill_dir: std::path::PathBuf,
 }
 
 /// Provider secrets (global; a tenant may later override them) and the
@@ -212,6 +214,9 @@ impl Settings {
 
         Ok(Settings {
             addr,
+            spill_dir: get("WARMLINE_SPILL_DIR")
+                .unwrap_or_else(|| "warmline-spill".into())
+                .into(),
             webhooks,
             upstreams,
             demo,

@@ -12,12 +12,13 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::cache::{Cache, CacheConfig, RedisLink};
-use crate::calls::{ContextAssembler, ServiceCatalog, TenantDirectory};
+use crate::calls::Calls;
 use crate::error::{json_error_handler, not_found, query_error_handler};
 use crate::settings::Settings;
 use crate::simulator::Simulator;
 use crate::store::{Store, StoreError};
 use crate::upstreams::Upstreams;
+use crate::writebehind::WriteBehind;
 use crate::{admin, assets, health};
 
 /// Largest request body accepted anywhere (webhooks carry transcripts).
@@ -34,9 +35,8 @@ pub struct AppState {
     pub store: Store,
     pub redis: Option<RedisLink>,
     pub cache: Cache,
-    pub tenants: TenantDirectory,
-    pub services: ServiceCatalog,
-    pub context: ContextAssembler,
+    pub calls: Calls,
+    pub writebehind: WriteBehind,
     pub upstreams: Arc<Upstreams>,
     /// The in-process simulator behind the demo tenant, when it runs.
     pub demo: Option<Simulator>,
@@ -93,14 +93,21 @@ impl Application {
             store: Some(store.clone()),
         });
         let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
-        let tenants = TenantDirectory::new(&cache, store.clone());
-        let services = ServiceCatalog::new(&cache, store.clone(), upstreams.clone());
-        let context = ContextAssembler::new(
+        let writebehind = WriteBehind::start(store.clone(), settings.spill_dir.clone())
+            .with_context(|| {
+                format!(
+                    "cannot open the spill journal in WARMLINE_SPILL_DIR={}",
+                    settings.spill_dir.display()
+                )
+            })?;
+        let calls = Calls::new(
             &cache,
-            upstreams.clone(),
             store.clone(),
+            upstreams.clone(),
+            writebehind.clone(),
             settings.webhooks.inbound_deadline,
         );
+        calls.start_writeback();
         let demo = match (settings.demo, schema_ready.load(Ordering::Acquire)) {
             (true, true) => crate::demo::prepare(&store)
                 .await
@@ -124,9 +131,8 @@ impl Application {
             store,
             redis,
             cache,
-            tenants,
-            services,
-            context,
+            calls,
+            writebehind,
             upstreams,
             demo,
             schema_ready,
@@ -233,6 +239,8 @@ fn run(
             .configure(health::configure)
             .configure(admin::api::configure)
             .configure(crate::webhooks::retell::configure)
+            .configure(crate::webhooks::vapi::configure)
+            .configure(crate::webhooks::elevenlabs::configure)
             .configure(crate::telemetry::metrics::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))

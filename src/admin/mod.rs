@@ -4,4 +4,4 @@
 pub mod api;
 mod auth;
 
-pub use auth::AdminToken;
+pub use auth::{AdminToken, constant_time_eq};

@@ -245,7 +245,7 @@ impl ContextAssembler {
             let tz_name = tenant.time_zone.clone();
             let tz: Tz = tz_name.parse().unwrap_or(Tz::UTC);
             let today = Utc::now().with_timezone(&tz).date_naive();
-            let slot_key = format!("{}:{}:{}", tenant.id, service.id, today);
+            let slot_key = format!("{}:{}:next:{}", tenant.id, service.id, today);
             tokio::time::timeout(
                 deadline,
                 self.slots.get_or_load(&slot_key, move || async move {

@@ -29,6 +29,16 @@ pub use last_good::LastGood;
 pub use outbox::{NewOutboxItem, OutboxItem};
 pub use tenants::{NewTenant, TenantRecord};
 
+/// The `*_in` functions take a connection or transaction, so the write-behind
+/// can apply many changes in one transaction (group commit).
+pub mod tx {
+    pub use super::appointments::insert_appointment_in;
+    pub use super::calls::{add_call_fallback_in, upsert_call_in};
+    pub use super::contacts::{record_contact_call_in, upsert_contact_in};
+    pub use super::daily_metrics::add_daily_in;
+    pub use super::outbox::{enqueue_in, mark_done_in, record_applied_in};
+}
+
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;

@@ -66,6 +66,30 @@ pub async fn enqueue_in(conn: &mut Conn, item: &NewOutboxItem) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// Records that the work named `key` has been applied, in the caller's
+/// transaction; false when it had been already (a provider's retry). The row
+/// is born done, so no worker ever claims it: it is the idempotency ledger.
+pub async fn record_applied_in(
+    conn: &mut Conn,
+    kind: &str,
+    key: &str,
+    trace_id: Option<&str>,
+) -> Result<bool> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "INSERT INTO outbox (kind, idempotency_key, payload, next_attempt_at_ms, trace_id, done_at_ms, created_at_ms)
+         VALUES ($1, $2, '{}', $3, $4, $3, $3)
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(key)
+    .bind(now)
+    .bind(trace_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn mark_done_in(conn: &mut Conn, id: i64) -> Result<()> {
     sqlx::query("UPDATE outbox SET done_at_ms = $2, locked_until_ms = NULL WHERE id = $1")
         .bind(id)
@@ -135,6 +159,19 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok((row.try_get("depth")?, row.try_get("oldest")?))
+    }
+
+    /// Marks an item that will never succeed as done, keeping its last error.
+    pub async fn mark_outbox_dead(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET locked_until_ms = NULL, done_at_ms = $2, last_error = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .bind(format!("gave up: {error}"))
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Deletes done items older than `before_ms`; returns how many.

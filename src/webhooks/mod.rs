@@ -2,16 +2,20 @@
 //! bytes and turned into domain calls. Nothing below this module knows which
 //! provider asked; nothing here knows an upstream's wire format.
 
+pub mod elevenlabs;
 pub mod retell;
 pub mod signature;
+pub mod vapi;
 
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse};
 use secrecy::SecretString;
 
+use crate::domain::{CallEvent, PhoneNumber};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::writebehind::{Durability, Outcome};
 
 /// Who may call a provider's webhooks.
 pub enum Verification {
@@ -50,6 +54,53 @@ pub fn secret(s: &Option<SecretString>) -> Option<&SecretString> {
     s.as_ref()
 }
 
+/// The `outcome` label of a failed webhook.
+pub fn error_label(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Unauthorized(_) => "unauthorized",
+        ApiError::BadRequest(_) => "bad_request",
+        ApiError::PayloadTooLarge { .. } => "too_large",
+        _ => "error",
+    }
+}
+
+/// A number the payload must carry; a 400 naming the field otherwise.
+pub fn required_phone(raw: &str, field: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(raw).map_err(|e| ApiError::BadRequest(format!("`{field}`: {e}")))
+}
+
+/// A number the payload may carry; withheld or unparseable numbers are
+/// simply unknown (callers do hide their numbers).
+pub fn optional_phone(raw: Option<&str>) -> Option<PhoneNumber> {
+    raw.and_then(|r| PhoneNumber::parse(r).ok())
+}
+
+/// Acknowledges an event the platform sent but warmline does not use:
+/// 2xx so the platform does not retry, counted so it is visible.
+pub fn ignored(provider: &'static str, event: &str) -> HttpResponse {
+    metrics::counter!("warmline_webhook_ignored_total", "provider" => provider, "event" => event.to_owned())
+        .increment(1);
+    HttpResponse::Ok().json(serde_json::json!({ "received": true, "ignored": true }))
+}
+
+/// Makes the event durable, then acknowledges it. If it cannot be made
+/// durable the answer is a 503, so the platform retries: warmline never
+/// acknowledges what it could lose.
+pub async fn ack_event(state: &AppState, event: CallEvent) -> Result<HttpResponse, ApiError> {
+    match state.calls.call_event(event).await {
+        Ok((durability, outcome)) => Ok(HttpResponse::Ok().json(serde_json::json!({
+            "received": true,
+            "durable_in": match durability {
+                Durability::Database => "database",
+                Durability::SpillJournal => "spill_journal",
+            },
+            "duplicate": outcome == Outcome::Duplicate,
+        }))),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "event not stored, retry: {e}"
+        ))),
+    }
+}
 /// Counts and times one webhook.
 pub fn record(provider: &'static str, event: &str, outcome: &'static str, started: Instant) {
     let event = event.to_owned();
@@ -68,4 +119,40 @@ pub fn record(provider: &'static str, event: &str, outcome: &'static str, starte
 /// The JSON body of a 2xx answer.
 pub fn ok_json(body: serde_json::Value) -> HttpResponse {
     HttpResponse::Ok().json(body)
+}
+
+/// The raw request body, read up to [`MAX_BODY_BYTES`](crate::startup::MAX_BODY_BYTES):
+/// signatures are checked on these exact bytes, and an oversized body is a
+/// 413 with a JSON error before it is buffered.
+pub struct RawBody(pub bytes::Bytes);
+
+impl actix_web::FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use futures_util::StreamExt;
+        let limit = crate::startup::MAX_BODY_BYTES;
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut stream = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk
+                    .map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(RawBody(body.freeze()))
+        })
+    }
 }

@@ -249,6 +249,7 @@ async fn cache_counters_are_exported_as_warmline_cache_metrics() {
     let number = PhoneNumber::parse("+15550100001").unwrap();
     let tenant = app
         .state
+        .calls
         .tenants
         .resolve(&number)
         .await

@@ -1,0 +1,146 @@
+//! The fallback cascade for a tool call whose call is not in the session
+//! cache (Retell can send the first function call before `call_started`):
+//! the database by call id → the most recent active call from the caller's
+//! number → the tenant of the called number. Every step taken is counted in
+//! `warmline_fallback_activations_total{kind}` and recorded on the call.
+
+use chrono::Utc;
+
+use super::{CallSession, Calls, session_key};
+use crate::domain::{CallId, Provider, ToolCall};
+use crate::store::TenantRecord;
+use crate::writebehind::Job;
+
+/// How far back "the most recent active call from this number" may be.
+const RECENT_CALL_WINDOW_MS: i64 = 2 * 60 * 60 * 1000;
+
+pub const FROM_DATABASE: &str = "call_from_database";
+pub const FROM_RECENT_CALLER: &str = "call_from_recent_caller";
+pub const TENANT_DEFAULT: &str = "tenant_default";
+pub const UNRESOLVED: &str = "call_unresolved";
+
+impl Calls {
+    /// The session of the call a tool belongs to; `Err` is what the agent
+    /// should say when no step finds it.
+    pub async fn resolve_session(&self, tc: &ToolCall) -> Result<CallSession, String> {
+        if let Some(call_id) = &tc.call_id
+            && let Some(hit) = self
+                .sessions
+                .get_cached(&session_key(tc.provider, call_id))
+                .await
+            && let Some(session) = hit.value
+        {
+            return Ok((*session).clone());
+        }
+
+        // 1. The database knows the call (it started on another replica, or
+        //    its session expired).
+        if let Some(call_id) = &tc.call_id
+            && let Ok(Some(record)) = self.store.call(tc.provider, call_id).await
+            && let Some(tenant_id) = &record.tenant_id
+            && let Some(tenant) = self.tenant_by_id(tenant_id).await
+        {
+            let caller = record.from_number.clone().or_else(|| tc.caller.clone());
+            return Ok(self
+                .fallback_session(tc, tenant, caller, FROM_DATABASE, "session not cached")
+                .await);
+        }
+
+        // 2. The caller's most recent call that has not ended.
+        if let Some(caller) = &tc.caller {
+            let since = Utc::now().timestamp_millis() - RECENT_CALL_WINDOW_MS;
+            if let Ok(Some(record)) = self.store.latest_active_call_from(caller, since).await
+                && let Some(tenant_id) = &record.tenant_id
+                && let Some(tenant) = self.tenant_by_id(tenant_id).await
+            {
+                let detail = format!("matched active call {}", record.call_id);
+                return Ok(self
+                    .fallback_session(
+                        tc,
+                        tenant,
+                        Some(caller.clone()),
+                        FROM_RECENT_CALLER,
+                        &detail,
+                    )
+                    .await);
+            }
+        }
+
+        // 3. The tenant answering the called number.
+        if let Some(called) = &tc.called
+            && let Ok(Some(tenant)) = self.tenants.resolve(called).await
+        {
+            return Ok(self
+                .fallback_session(
+                    tc,
+                    tenant,
+                    tc.caller.clone(),
+                    TENANT_DEFAULT,
+                    "no call found",
+                )
+                .await);
+        }
+
+        self.count_fallback(tc.provider, tc.call_id.clone(), UNRESOLVED, None, None);
+        Err("I'm sorry, I can't look that up right now.".into())
+    }
+
+    async fn tenant_by_id(&self, id: &crate::domain::TenantId) -> Option<TenantRecord> {
+        self.store.tenant(id).await.ok().flatten()
+    }
+
+    async fn fallback_session(
+        &self,
+        tc: &ToolCall,
+        tenant: TenantRecord,
+        caller: Option<crate::domain::PhoneNumber>,
+        kind: &'static str,
+        detail: &str,
+    ) -> CallSession {
+        self.count_fallback(
+            tc.provider,
+            tc.call_id.clone(),
+            kind,
+            Some(&tenant),
+            Some(detail.to_owned()),
+        );
+        let session = self
+            .new_session(tc.provider, tc.call_id.clone(), tenant, caller)
+            .await;
+        if let Some(call_id) = &tc.call_id {
+            // The next tool of this call is a cache hit again.
+            self.sessions
+                .set(&session_key(tc.provider, call_id), session.clone())
+                .await;
+        }
+        session
+    }
+
+    /// Counts a fallback now and records it on the call in the background.
+    pub(crate) fn count_fallback(
+        &self,
+        provider: Provider,
+        call_id: Option<CallId>,
+        kind: &'static str,
+        tenant: Option<&TenantRecord>,
+        detail: Option<String>,
+    ) {
+        metrics::counter!("warmline_fallback_activations_total", "kind" => kind).increment(1);
+        tracing::warn!(kind, call_id = ?call_id.as_ref().map(CallId::as_str), "fallback taken");
+        let job = Job::Fallback {
+            key: format!("fallback:{}", uuid::Uuid::new_v4().simple()),
+            provider,
+            call_id,
+            kind: kind.to_owned(),
+            detail,
+            tenant_id: tenant.map(|t| t.id.clone()),
+            time_zone: tenant.map(|t| t.time_zone.clone()),
+        };
+        let wb = self.writebehind.clone();
+        tokio::spawn(async move {
+            if let Err(e) = wb.submit(job).await {
+                tracing::error!(error = %e, "could not record a fallback");
+            }
+        });
+    }
+}

@@ -1,0 +1,254 @@
+//! Write-behind: acknowledged work becomes durable fast and is never lost.
+//!
+//! A webhook hands a [`Job`] to [`WriteBehind::submit`] and answers the
+//! platform once it returns. Jobs are gathered into batches (group commit:
+//! one transaction for everything that arrived within a couple of
+//! milliseconds) and applied in that transaction together with their
+//! idempotency record, so "acknowledged" means "in the database" and a
+//! provider's retry is a no-op. When the database cannot be reached, the batch
+//! is appended (and fsynced) to a local spill journal instead, acknowledged,
+//! and replayed in order when the database returns.
+//!
+//! Applying a job is order-independent by construction (statuses only move
+//! forward, counters are increments, "last call" only moves later), so
+//! replayed jobs and live ones may interleave safely.
+
+mod apply;
+mod spill;
+
+pub use apply::{AppointmentJob, CRM_WRITEBACK, Job, MEMORY_WRITEBACK, Outcome};
+pub use spill::Spill;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{Store, StoreError};
+
+/// Most jobs applied in one transaction.
+const MAX_BATCH: usize = 256;
+/// How long the batcher waits for more jobs once it has one.
+const GATHER: Duration = Duration::from_millis(2);
+const QUEUE: usize = 10_000;
+const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where an acknowledged job was made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    Database,
+    /// The database was unreachable: in the local journal, to be replayed.
+    SpillJournal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("write-behind is shutting down")]
+    Closed,
+    #[error("neither the database nor the spill journal accepted the write: {0}")]
+    Unwritable(String),
+}
+
+struct Pending {
+    job: Job,
+    submitted: Instant,
+    ack: oneshot::Sender<Result<(Durability, Outcome), WriteError>>,
+}
+
+#[derive(Clone)]
+pub struct WriteBehind {
+    tx: mpsc::Sender<Pending>,
+    spill: Arc<Spill>,
+}
+
+impl WriteBehind {
+    /// Starts the batcher and the replayer.
+    pub fn start(store: Store, spill_dir: PathBuf) -> std::io::Result<Self> {
+        let spill = Arc::new(Spill::open(spill_dir)?);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let db_down = Arc::new(AtomicBool::new(false));
+        let batcher = Batcher {
+            store: store.clone(),
+            spill: spill.clone(),
+            db_down: db_down.clone(),
+        };
+        tokio::spawn(batcher.run(rx));
+        tokio::spawn(replay_loop(store, spill.clone(), db_down));
+        Ok(WriteBehind { tx, spill })
+    }
+
+    /// Makes `job` durable; returns once it is in the database or the spill
+    /// journal — only then may the platform be told "received".
+    pub async fn submit(&self, job: Job) -> Result<(Durability, Outcome), WriteError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                job,
+                submitted: Instant::now(),
+                ack,
+            })
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        metrics::gauge!("warmline_writebehind_queue_depth")
+            .set((QUEUE - self.tx.capacity()) as f64);
+        done.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Jobs waiting in the spill journal.
+    pub fn spilled(&self) -> usize {
+        self.spill.pending()
+    }
+}
+
+struct Batcher {
+    store: Store,
+    spill: Arc<Spill>,
+    db_down: Arc<AtomicBool>,
+}
+
+impl Batcher {
+    async fn run(self, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let until = tokio::time::Instant::now() + GATHER;
+            while batch.len() < MAX_BATCH {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(p)) => batch.push(p),
+                    _ => break,
+                }
+            }
+            metrics::histogram!("warmline_writebehind_flush_size").record(batch.len() as f64);
+            self.flush(batch).await;
+            metrics::gauge!("warmline_writebehind_queue_depth").set(rx.len() as f64);
+        }
+    }
+
+    #[tracing::instrument(name = "writebehind.flush", skip_all, fields(batch = batch.len()))]
+    async fn flush(&self, batch: Vec<Pending>) {
+        if !self.db_down.load(Ordering::Acquire) {
+            match self.commit(&batch).await {
+                Ok(outcomes) => {
+                    for (p, outcome) in batch.into_iter().zip(outcomes) {
+                        metrics::histogram!("warmline_writebehind_lag_seconds")
+                            .record(p.submitted.elapsed().as_secs_f64());
+                        let _ = p.ack.send(Ok((Durability::Database, outcome)));
+                    }
+                    return;
+                }
+                Err(e) if e.is_unavailable() => {
+                    tracing::error!(error = %e, "database unreachable: spilling acknowledged work to the local journal");
+                    self.db_down.store(true, Ordering::Release);
+                }
+                Err(e) => {
+                    // One bad job must not sink the others: apply one by one.
+                    tracing::warn!(error = %e, "batch rejected; applying its jobs one by one");
+                    return self.one_by_one(batch).await;
+                }
+            }
+        }
+        self.spill_batch(batch).await;
+    }
+
+    async fn commit(&self, batch: &[Pending]) -> Result<Vec<Outcome>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for p in batch {
+            outcomes.push(apply::apply(&mut tx, &p.job).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn one_by_one(&self, batch: Vec<Pending>) {
+        for p in batch {
+            let result = async {
+                let mut tx = self.store.begin().await?;
+                let outcome = apply::apply(&mut tx, &p.job).await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(outcome)
+            }
+            .await;
+            match result {
+                Ok(outcome) => {
+                    let _ = p.ack.send(Ok((Durability::Database, outcome)));
+                }
+                Err(e) if e.is_unavailable() => {
+                    self.db_down.store(true, Ordering::Release);
+                    self.spill_batch(vec![p]).await;
+                }
+                Err(e) => {
+                    // Acknowledged work the database refuses is kept, not dropped.
+                    tracing::error!(error = %e, key = %p.job.key(), "job rejected by the database; kept in the rejected journal");
+                    metrics::counter!("warmline_writebehind_rejected_total").increment(1);
+                    let kept = self.spill.reject(&p.job).await;
+                    let _ = p.ack.send(match kept {
+                        Ok(()) => Ok((Durability::SpillJournal, Outcome::Rejected)),
+                        Err(e) => Err(WriteError::Unwritable(e.to_string())),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn spill_batch(&self, batch: Vec<Pending>) {
+        let jobs: Vec<Job> = batch.iter().map(|p| p.job.clone()).collect();
+        let result = self.spill.append(&jobs).await;
+        if result.is_ok() {
+            metrics::counter!("warmline_writebehind_spilled_total").increment(jobs.len() as u64);
+        }
+        metrics::gauge!("warmline_writebehind_spill_depth").set(self.spill.pending() as f64);
+        for p in batch {
+            let _ = p.ack.send(match &result {
+                Ok(()) => Ok((Durability::SpillJournal, Outcome::Spilled)),
+                Err(e) => Err(WriteError::Unwritable(e.to_string())),
+            });
+        }
+    }
+}
+
+/// Replays spilled journals, oldest first, whenever the database answers.
+async fn replay_loop(store: Store, spill: Arc<Spill>, db_down: Arc<AtomicBool>) {
+    loop {
+        if spill.pending() > 0 || db_down.load(Ordering::Acquire) {
+            match store.ping(Duration::from_secs(1)).await {
+                Ok(()) => match replay(&store, &spill).await {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(jobs = n, "database back: spill journal replayed");
+                        }
+                        // Cleared after the replay, so live jobs queue behind
+                        // it in the journal rather than jump ahead of it.
+                        if spill.pending() == 0 {
+                            db_down.store(false, Ordering::Release);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "spill replay interrupted; will retry"),
+                },
+                Err(_) => db_down.store(true, Ordering::Release),
+            }
+            metrics::gauge!("warmline_writebehind_spill_depth").set(spill.pending() as f64);
+        }
+        tokio::time::sleep(REPLAY_INTERVAL).await;
+    }
+}
+
+async fn replay(store: &Store, spill: &Spill) -> anyhow::Result<usize> {
+    let mut total = 0;
+    while let Some(file) = spill.next_for_replay().await? {
+        let jobs = spill.read(&file).await?;
+        for chunk in jobs.chunks(MAX_BATCH) {
+            let mut tx = store.begin().await?;
+            for job in chunk {
+                apply::apply(&mut tx, job).await?;
+            }
+            tx.commit().await?;
+            total += chunk.len();
+            metrics::counter!("warmline_writebehind_replayed_total").increment(chunk.len() as u64);
+        }
+        spill.done(&file).await?;
+    }
+    Ok(total)
+}
