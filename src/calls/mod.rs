@@ -147,7 +147,7 @@ impl Calls {
         let ended = event.phase != CallPhase::Started;
         let caller = event.caller.clone();
         let job = Job::CallEvent {
-            event,
+            event: Box::new(event),
             tenant_id: tenant.as_ref().map(|t| t.id.clone()),
             time_zone: tenant.as_ref().map(|t| t.time_zone.clone()),
         };

@@ -35,7 +35,7 @@ pub struct AppointmentJob {
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
     CallEvent {
-        event: CallEvent,
+        event: Box<CallEvent>,
         /// The tenant answering the called number, when known.
         tenant_id: Option<TenantId>,
         /// Its time zone: daily metrics count by the tenant's calendar day.

@@ -87,6 +87,8 @@ pub enum TestDb {
         url: String,
         admin_url: String,
     },
+    /// A database the test manages itself (a private server).
+    External(String),
 }
 
 impl TestDb {
@@ -135,7 +137,9 @@ impl TestDb {
 
     pub fn url(&self) -> &str {
         match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } | TestDb::External(url) => {
+                url
+            }
         }
     }
 
@@ -202,6 +206,8 @@ pub struct TestApp {
     pub stop: StopHandle,
     /// Keeps the database alive for the test.
     pub db: Option<TestDb>,
+    /// The app's own spill journal directory, removed with the app.
+    pub spill: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -252,8 +258,14 @@ pub async fn spawn_app_with(db: TestDb, vars: &[(&str, &str)]) -> TestApp {
     app
 }
 
-pub async fn spawn_with_settings(settings: Settings) -> TestApp {
+pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
     LazyLock::force(&TRACING);
+    // Never the working directory's journal: each app gets its own.
+    let spill = (settings.spill_dir == std::path::Path::new("warmline-spill")).then(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        settings.spill_dir = dir.path().to_path_buf();
+        dir
+    });
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -273,6 +285,7 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
         state,
         stop,
         db: None,
+        spill,
     }
 }
 
@@ -353,5 +366,118 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Spawns warmline with the demo business as a real tenant ("demo-dental" on
+/// +15550100000) wired to an in-process upstream simulator, cache warmed.
+pub async fn spawn_with_simulator(
+    db: TestDb,
+    vars: &[(&str, &str)],
+) -> (TestApp, warmline::simulator::Simulator) {
+    let sim = warmline::simulator::Simulator::start(warmline::simulator::SimConfig::default())
+        .expect("simulator starts");
+    let app = spawn_app_with(db, vars).await;
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: warmline::domain::TenantId::parse("demo-dental").unwrap(),
+            phone_number: warmline::domain::PhoneNumber::parse("+15550100000").unwrap(),
+            name: "Demo Dental".into(),
+            time_zone: "America/New_York".into(),
+            config: warmline::simulator::demo_tenant_config(&sim.url),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    app.state.cache.warm_up().await;
+    (app, sim)
+}
+
+/// A PostgreSQL server of the test's own (initdb + pg_ctl as user postgres),
+/// which the test may stop and start again.
+pub struct PrivatePostgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    running: bool,
+}
+
+fn as_postgres(cmd: &str) -> std::io::Result<std::process::Output> {
+    Command::new("su").args(["postgres", "-c", cmd]).output()
+}
+
+impl PrivatePostgres {
+    /// Initialises and starts one, or `None` (after [`skip`]) when this
+    /// machine cannot (no `initdb`, not root, no `postgres` user).
+    pub async fn start() -> Option<PrivatePostgres> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().display().to_string();
+        let setup = Command::new("chown")
+            .args(["-R", "postgres", &path])
+            .output();
+        let init = setup.and_then(|_| {
+            as_postgres(&format!(
+                "initdb -D {path}/data -U postgres --auth=trust -E UTF8 --no-sync >/dev/null"
+            ))
+        });
+        match init {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                skip(
+                    "private postgres",
+                    &format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)),
+                );
+                return None;
+            }
+            Err(e) => {
+                skip(
+                    "private postgres",
+                    &format!("cannot run initdb as postgres: {e}"),
+                );
+                return None;
+            }
+        }
+        let mut pg = PrivatePostgres {
+            port: free_port(),
+            dir,
+            running: false,
+        };
+        pg.start_server().await;
+        Some(pg)
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub async fn start_server(&mut self) {
+        let path = self.dir.path().display().to_string();
+        let out = as_postgres(&format!(
+            "pg_ctl -D {path}/data -l {path}/log -w -t 30 -o '-h 127.0.0.1 -p {} -k {path} -c fsync=off' start >/dev/null",
+            self.port
+        ))
+        .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "private postgres did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.running = true;
+    }
+
+    /// Stops it at once, as a crash would (`-m immediate`).
+    pub fn stop_server(&mut self) {
+        if self.running {
+            let path = self.dir.path().display().to_string();
+            let _ = as_postgres(&format!(
+                "pg_ctl -D {path}/data -m immediate -w stop >/dev/null"
+            ));
+            self.running = false;
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.stop_server();
     }
 }

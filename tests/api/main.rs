@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin_api;
 mod cache;
+mod calls;
 mod health;
 mod process;
 mod retell;

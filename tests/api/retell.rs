@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use warmline::domain::{PhoneNumber, TenantId};
-use warmline::simulator::{Knob, SimConfig, Simulator, demo_tenant_config, endpoints};
-use warmline::store::NewTenant;
+use warmline::simulator::{Knob, Simulator, endpoints};
 use warmline::webhooks::signature::sign_retell;
 
 use crate::helpers::{TestApp, TestDb, spawn_app_with};
@@ -13,23 +11,9 @@ use crate::helpers::{TestApp, TestDb, spawn_app_with};
 const RETELL_KEY: &str = "key_test_retell_webhook";
 
 async fn app_with_simulator(extra: &[(&str, &str)]) -> (TestApp, Simulator) {
-    let sim = Simulator::start(SimConfig::default()).unwrap();
     let mut vars = vec![("RETELL_API_KEY", RETELL_KEY)];
     vars.extend_from_slice(extra);
-    let app = spawn_app_with(TestDb::sqlite(), &vars).await;
-    app.store
-        .upsert_tenant(&NewTenant {
-            id: TenantId::parse("demo-dental").unwrap(),
-            phone_number: PhoneNumber::parse("+15550100000").unwrap(),
-            name: "Demo Dental".into(),
-            time_zone: "America/New_York".into(),
-            config: demo_tenant_config(&sim.url),
-            is_demo: false,
-        })
-        .await
-        .unwrap();
-    app.state.cache.warm_up().await;
-    (app, sim)
+    crate::helpers::spawn_with_simulator(TestDb::sqlite(), &vars).await
 }
 
 fn inbound_body(from: &str, to: &str) -> String {
