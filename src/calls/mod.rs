@@ -19,7 +19,7 @@ pub use tenants::TenantDirectory;
 use std::sync::Arc;
 
 use crate::cache::{Cache, FlushScope, Namespace, Tiered};
-use crate::domain::{CallEvent, CallId, CallPhase, PhoneNumber, Provider};
+use crate::domain::{CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider};
 use crate::store::{Store, TenantRecord};
 use crate::upstreams::{Slot, Upstreams};
 use crate::writebehind::{Durability, Job, Outcome, WriteBehind, WriteError};
@@ -73,15 +73,15 @@ impl Calls {
 
     /// Context for an inbound call. With the call's id (Vapi, ElevenLabs
     /// know it already) the session is cached for the call's tools.
-    #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %provider, called = %called.masked()))]
-    pub async fn inbound(
-        &self,
-        provider: Provider,
-        called: &PhoneNumber,
-        caller: Option<PhoneNumber>,
-        call_id: Option<CallId>,
-    ) -> Result<Inbound, crate::cache::CacheError> {
-        let Some(tenant) = self.tenants.resolve(called).await? else {
+    #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %call.provider, called = %call.called.masked()))]
+    pub async fn inbound(&self, call: InboundCall) -> Result<Inbound, crate::cache::CacheError> {
+        let InboundCall {
+            provider,
+            called,
+            caller,
+            call_id,
+        } = call;
+        let Some(tenant) = self.tenants.resolve(&called).await? else {
             metrics::counter!("warmline_fallback_activations_total", "kind" => "unknown_called_number").increment(1);
             tracing::warn!(
                 "inbound call to a number no tenant has; answering with an empty override"

@@ -5,6 +5,17 @@ use serde::{Deserialize, Serialize};
 
 use super::{CallId, PhoneNumber, Provider};
 
+/// A call ringing: the platform waits for the caller's context.
+#[derive(Debug, Clone)]
+pub struct InboundCall {
+    pub provider: Provider,
+    pub called: PhoneNumber,
+    /// `None` when the caller withheld the number.
+    pub caller: Option<PhoneNumber>,
+    /// Known already to Vapi and ElevenLabs; Retell has none yet.
+    pub call_id: Option<CallId>,
+}
+
 /// A mid-call tool invocation.
 #[derive(Debug, Clone)]
 pub struct ToolCall {

@@ -9,7 +9,7 @@ mod ids;
 mod phone;
 mod provider;
 
-pub use events::{CallEvent, CallPhase, ToolCall, TranscriptLine};
+pub use events::{CallEvent, CallPhase, InboundCall, ToolCall, TranscriptLine};
 pub use ids::{CallId, IdError, TenantId};
 pub use phone::{PhoneError, PhoneNumber, mask_phone, mask_phones_in};
 pub use provider::Provider;

@@ -106,10 +106,28 @@ fn default_duration() -> u32 {
     30
 }
 
+/// A tenant's own webhook secrets, used besides the global ones
+/// (`RETELL_API_KEY`, `VAPI_SECRET`, `ELEVENLABS_WEBHOOK_SECRET`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSecrets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retell: Option<Credential>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi: Option<Credential>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevenlabs: Option<Credential>,
+}
+
 /// Everything a tenant's `config` column holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secrets: Option<WebhookSecrets>,
+    /// The Vapi assistant to answer `assistant-request` with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_assistant_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +188,14 @@ impl TenantConfig {
             }
         }
         let mut out = self.clone();
+        if let Some(w) = &mut out.webhook_secrets {
+            for c in [&mut w.retell, &mut w.vapi, &mut w.elevenlabs]
+                .into_iter()
+                .flatten()
+            {
+                *c = hide(c);
+            }
+        }
         match &mut out.crm {
             Some(CrmConfig::Gohighlevel { credential, .. }) => *credential = hide(credential),
             None => {}
@@ -198,6 +224,7 @@ mod tests {
             r#"
             crm = { kind = "gohighlevel", location_id = "loc_1", token = "pit-secret" }
             memory = { kind = "zep", token_env = "ZEP_API_KEY" }
+            webhook_secrets = { retell = { token = "key_tenant_secret" } }
             calendar = { kind = "gohighlevel", location_id = "loc_1", token = "pit-secret" }
             [[services]]
             id = "cleaning"

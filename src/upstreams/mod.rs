@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::PhoneNumber;
 
-pub use config::{CalendarConfig, CrmConfig, MemoryConfig, ServiceConfig, TenantConfig};
+pub use config::{
+    CalendarConfig, CrmConfig, MemoryConfig, ServiceConfig, TenantConfig, WebhookSecrets,
+};
 pub use registry::{TenantUpstreams, Upstreams};
 
 /// Why an upstream call produced no answer. Every variant says which

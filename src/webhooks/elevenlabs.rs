@@ -15,57 +15,87 @@ use serde_json::{Value, json};
 
 use super::signature::verify_elevenlabs;
 use super::{
-    RawBody, Verification, ack_event, error_label, ignored, optional_phone, record, required_phone,
-    unsigned_allowed,
+    RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
+    optional_phone, record, required_phone, unsigned_allowed,
 };
 use crate::admin::constant_time_eq;
 use crate::calls::{CallerContext, Inbound};
-use crate::domain::{CallEvent, CallId, CallPhase, Provider, TranscriptLine};
+use crate::domain::{CallEvent, CallId, CallPhase, InboundCall, Provider, TranscriptLine};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
 const PROVIDER: &str = "elevenlabs";
 
-fn verify_initiation(state: &AppState, req: &HttpRequest) -> Result<Verification, ApiError> {
-    let Some(secret) = &state.settings.webhooks.elevenlabs_secret else {
-        return unsigned_allowed(state, req, PROVIDER, "ELEVENLABS_WEBHOOK_SECRET");
-    };
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
-    let given = header("x-warmline-secret")
-        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
-    match given {
-        Some(g) if constant_time_eq(g.trim().as_bytes(), secret.expose_secret().as_bytes()) => {
-            Ok(Verification::Signed)
-        }
-        Some(_) => Err(ApiError::Unauthorized(
-            "elevenlabs: invalid secret header".into(),
-        )),
-        None => Err(ApiError::Unauthorized(
-            "elevenlabs: missing X-Warmline-Secret header".into(),
-        )),
-    }
+async fn secrets(state: &AppState, body: &[u8]) -> Vec<secrecy::SecretString> {
+    let called = called_in(
+        body,
+        &[
+            &["called_number"][..],
+            &["data", "metadata", "phone_call", "agent_number"],
+            &[
+                "data",
+                "conversation_initiation_client_data",
+                "dynamic_variables",
+                "system__called_number",
+            ],
+        ],
+    );
+    candidate_secrets(
+        state,
+        Provider::ElevenLabs,
+        &state.settings.webhooks.elevenlabs_secret,
+        called,
+    )
+    .await
 }
 
-fn verify_post_call(
+async fn verify_initiation(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Verification, ApiError> {
-    let Some(secret) = &state.settings.webhooks.elevenlabs_secret else {
+    let secrets = secrets(state, body).await;
+    if secrets.is_empty() {
         return unsigned_allowed(state, req, PROVIDER, "ELEVENLABS_WEBHOOK_SECRET");
-    };
+    }
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let given = header("x-warmline-secret")
+        .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("elevenlabs: missing X-Warmline-Secret header".into())
+        })?;
+    secrets
+        .iter()
+        .any(|s| constant_time_eq(given.trim().as_bytes(), s.expose_secret().as_bytes()))
+        .then_some(Verification::Signed)
+        .ok_or_else(|| ApiError::Unauthorized("elevenlabs: invalid secret header".into()))
+}
+
+async fn verify_post_call(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Verification, ApiError> {
+    let secrets = secrets(state, body).await;
+    if secrets.is_empty() {
+        return unsigned_allowed(state, req, PROVIDER, "ELEVENLABS_WEBHOOK_SECRET");
+    }
     let header = req
         .headers()
         .get("elevenlabs-signature")
         .and_then(|v| v.to_str().ok());
-    verify_elevenlabs(
-        header,
-        body,
-        secret.expose_secret().as_bytes(),
-        chrono::Utc::now().timestamp(),
-    )
-    .map(|()| Verification::Signed)
-    .map_err(|e| ApiError::Unauthorized(format!("elevenlabs: {e}")))
+    let now = chrono::Utc::now().timestamp();
+    let mut last = None;
+    for s in &secrets {
+        match verify_elevenlabs(header, body, s.expose_secret().as_bytes(), now) {
+            Ok(()) => return Ok(Verification::Signed),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ApiError::Unauthorized(format!(
+        "elevenlabs: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
 }
 
 /// ElevenLabs dynamic variables may be strings, numbers or booleans.
@@ -86,7 +116,7 @@ async fn initiation(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    verify_initiation(state, req)?;
+    verify_initiation(state, req, body).await?;
     let b: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid initiation payload: {e}")))?;
     let called_raw = b
@@ -101,7 +131,12 @@ async fn initiation(
         .and_then(|s| CallId::parse(s).ok());
     let answer = state
         .calls
-        .inbound(Provider::ElevenLabs, &called, caller, call_id)
+        .inbound(InboundCall {
+            provider: Provider::ElevenLabs,
+            called: called.clone(),
+            caller,
+            call_id,
+        })
         .await
         .map_err(|e| ApiError::Unavailable(format!("tenant directory unavailable: {e}")))?;
     let vars = match answer {
@@ -212,7 +247,7 @@ async fn post_call(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<(HttpResponse, String), ApiError> {
-    verify_post_call(state, req, body)?;
+    verify_post_call(state, req, body).await?;
     let b: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid post-call payload: {e}")))?;
     let kind = b

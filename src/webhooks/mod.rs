@@ -49,9 +49,50 @@ pub fn unsigned_allowed(
     }
 }
 
-/// The secret of a provider, if configured.
-pub fn secret(s: &Option<SecretString>) -> Option<&SecretString> {
-    s.as_ref()
+/// The secrets a request may be signed with: the provider's global secret,
+/// and — when the (not yet verified) payload names a called number whose
+/// tenant has its own — that tenant's. The payload is only trusted once one
+/// of them verifies it.
+pub async fn candidate_secrets(
+    state: &AppState,
+    provider: crate::domain::Provider,
+    global: &Option<SecretString>,
+    called: Option<PhoneNumber>,
+) -> Vec<SecretString> {
+    let mut out: Vec<SecretString> = global.iter().cloned().collect();
+    if let Some(called) = called
+        && let Ok(Some(tenant)) = state.calls.tenants.resolve(&called).await
+        && let Ok(cfg) =
+            serde_json::from_value::<crate::upstreams::TenantConfig>(tenant.config.clone())
+        && let Some(secrets) = cfg.webhook_secrets
+    {
+        let cred = match provider {
+            crate::domain::Provider::Retell => secrets.retell,
+            crate::domain::Provider::Vapi => secrets.vapi,
+            crate::domain::Provider::ElevenLabs => secrets.elevenlabs,
+        };
+        match cred.map(|c| c.resolve("webhook secret")) {
+            Some(Ok(secret)) => out.push(SecretString::from(secret)),
+            Some(Err(e)) => {
+                tracing::error!(tenant = %tenant.id, error = %e, "tenant webhook secret unusable")
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// The called number a payload names, read leniently before verification
+/// (only to pick the tenant's secret).
+pub fn called_in(body: &[u8], paths: &[&[&str]]) -> Option<PhoneNumber> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    paths.iter().find_map(|path| {
+        let mut cur = &v;
+        for p in *path {
+            cur = cur.get(*p)?;
+        }
+        PhoneNumber::parse(cur.as_str()?).ok()
+    })
 }
 
 /// The `outcome` label of a failed webhook.

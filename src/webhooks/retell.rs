@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 
 use super::signature::verify_retell;
 use super::{
-    RawBody, Verification, ack_event, error_label, ignored, optional_phone, record, required_phone,
-    unsigned_allowed,
+    RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
+    optional_phone, record, required_phone, unsigned_allowed,
 };
 use crate::calls::{CallerContext, Inbound};
 use crate::domain::{
-    CallEvent, CallId, CallPhase, PhoneNumber, Provider, ToolCall, TranscriptLine,
+    CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider, ToolCall, TranscriptLine,
 };
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -29,24 +29,45 @@ const PROVIDER: &str = "retell";
 /// Retell hands at most this much of a tool result to the LLM.
 pub const MAX_RESULT_CHARS: usize = 15_000;
 
-fn verify(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Verification, ApiError> {
-    match &state.settings.webhooks.retell_api_key {
-        Some(key) => {
-            let header = req
-                .headers()
-                .get("x-retell-signature")
-                .and_then(|v| v.to_str().ok());
-            verify_retell(
-                header,
-                body,
-                key.expose_secret().as_bytes(),
-                chrono::Utc::now().timestamp_millis(),
-            )
-            .map(|()| Verification::Signed)
-            .map_err(|e| ApiError::Unauthorized(format!("retell signature: {e}")))
-        }
-        None => unsigned_allowed(state, req, PROVIDER, "RETELL_API_KEY"),
+async fn verify(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Verification, ApiError> {
+    let called = called_in(
+        body,
+        &[&["call_inbound", "to_number"][..], &["call", "to_number"]],
+    )
+    .or_else(|| {
+        let q = web::Query::<FunctionQuery>::from_query(req.query_string()).ok()?;
+        optional_phone(q.to_number.as_deref())
+    });
+    let secrets = candidate_secrets(
+        state,
+        Provider::Retell,
+        &state.settings.webhooks.retell_api_key,
+        called,
+    )
+    .await;
+    if secrets.is_empty() {
+        return unsigned_allowed(state, req, PROVIDER, "RETELL_API_KEY");
     }
+    let header = req
+        .headers()
+        .get("x-retell-signature")
+        .and_then(|v| v.to_str().ok());
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut last = None;
+    for key in &secrets {
+        match verify_retell(header, body, key.expose_secret().as_bytes(), now) {
+            Ok(()) => return Ok(Verification::Signed),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ApiError::Unauthorized(format!(
+        "retell signature: {}",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
 }
 
 fn outcome_of<T>(r: &Result<T, ApiError>, ok: &'static str) -> &'static str {
@@ -118,7 +139,7 @@ async fn inbound(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    verify(state, req, body)?;
+    verify(state, req, body).await?;
     let envelope: InboundEnvelope = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid call_inbound payload: {e}")))?;
     if envelope.event != "call_inbound" {
@@ -134,7 +155,12 @@ async fn inbound(
     let caller = PhoneNumber::parse(&inbound.from_number).ok();
     let answer = state
         .calls
-        .inbound(Provider::Retell, &called, caller, None)
+        .inbound(InboundCall {
+            provider: Provider::Retell,
+            called: called.clone(),
+            caller,
+            call_id: None,
+        })
         .await
         .map_err(|e| ApiError::Unavailable(format!("tenant directory unavailable: {e}")))?;
     Ok(HttpResponse::Ok().json(match answer {
@@ -216,7 +242,7 @@ async fn function(
     path_name: Option<&str>,
     query: &FunctionQuery,
 ) -> Result<HttpResponse, ApiError> {
-    verify(state, req, body)?;
+    verify(state, req, body).await?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid function payload: {e}")))?;
     let tc = tool_call(path_name, query, &value)?;
@@ -333,7 +359,7 @@ async fn events(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<(HttpResponse, String, &'static str), ApiError> {
-    verify(state, req, body)?;
+    verify(state, req, body).await?;
     let envelope: EventEnvelope = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid event payload: {e}")))?;
     let phase = match envelope.event.as_str() {

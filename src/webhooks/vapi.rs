@@ -14,34 +14,64 @@ use serde_json::{Value, json};
 use super::retell::{context_metadata, dynamic_variables};
 use super::signature::verify_vapi_hmac;
 use super::{
-    RawBody, Verification, ack_event, error_label, ignored, optional_phone, record,
-    unsigned_allowed,
+    RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
+    optional_phone, record, unsigned_allowed,
 };
 use crate::admin::constant_time_eq;
 use crate::calls::Inbound;
-use crate::domain::{CallEvent, CallId, CallPhase, Provider, ToolCall, TranscriptLine};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, InboundCall, Provider, ToolCall, TranscriptLine,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
 const PROVIDER: &str = "vapi";
 
 /// Bearer token, the legacy `X-Vapi-Secret`, or an HMAC credential — any of
-/// Vapi's ways to authenticate, against `VAPI_SECRET`.
-fn verify(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Verification, ApiError> {
-    let Some(secret) = &state.settings.webhooks.vapi_secret else {
+/// Vapi's ways to authenticate, against `VAPI_SECRET` or the tenant's own.
+async fn verify(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Verification, ApiError> {
+    let called = called_in(
+        body,
+        &[
+            &["message", "phoneNumber", "number"][..],
+            &["message", "call", "phoneNumber", "number"],
+        ],
+    );
+    let secrets = candidate_secrets(
+        state,
+        Provider::Vapi,
+        &state.settings.webhooks.vapi_secret,
+        called,
+    )
+    .await;
+    if secrets.is_empty() {
         return unsigned_allowed(state, req, PROVIDER, "VAPI_SECRET");
-    };
-    let secret = secret.expose_secret().as_bytes();
+    }
+    let mut last = String::from("no credential");
+    for secret in &secrets {
+        match verify_one(req, body, secret.expose_secret().as_bytes()) {
+            Ok(()) => return Ok(Verification::Signed),
+            Err(e) => last = e,
+        }
+    }
+    Err(ApiError::Unauthorized(format!("vapi: {last}")))
+}
+
+fn verify_one(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), String> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
     if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
         return constant_time_eq(token.trim().as_bytes(), secret)
-            .then_some(Verification::Signed)
-            .ok_or_else(|| ApiError::Unauthorized("vapi: invalid bearer token".into()));
+            .then_some(())
+            .ok_or_else(|| "invalid bearer token".into());
     }
     if let Some(token) = header("x-vapi-secret") {
         return constant_time_eq(token.trim().as_bytes(), secret)
-            .then_some(Verification::Signed)
-            .ok_or_else(|| ApiError::Unauthorized("vapi: invalid X-Vapi-Secret".into()));
+            .then_some(())
+            .ok_or_else(|| "invalid X-Vapi-Secret".into());
     }
     verify_vapi_hmac(
         header("x-signature"),
@@ -50,8 +80,7 @@ fn verify(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Verificati
         secret,
         chrono::Utc::now().timestamp_millis(),
     )
-    .map(|()| Verification::Signed)
-    .map_err(|e| ApiError::Unauthorized(format!("vapi: {e}")))
+    .map_err(|e| e.to_string())
 }
 
 fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -98,7 +127,12 @@ async fn assistant_request(state: &AppState, m: &Value) -> Result<HttpResponse, 
     })?;
     let answer = state
         .calls
-        .inbound(Provider::Vapi, &called, p.caller, p.call_id)
+        .inbound(InboundCall {
+            provider: Provider::Vapi,
+            called: called.clone(),
+            caller: p.caller,
+            call_id: p.call_id,
+        })
         .await
         .map_err(|e| ApiError::Unavailable(format!("tenant directory unavailable: {e}")))?;
     let ctx = match answer {
@@ -271,7 +305,7 @@ async fn dispatch(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<(HttpResponse, String), ApiError> {
-    verify(state, req, body)?;
+    verify(state, req, body).await?;
     let envelope: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid Vapi message: {e}")))?;
     let m = envelope

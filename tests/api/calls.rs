@@ -824,3 +824,64 @@ async fn bad_webhook_input_gets_4xx_json_and_unknown_events_are_acknowledged() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_tenant_with_its_own_webhook_secret_is_verified_with_it() {
+    // No global Retell key: only the tenant's own secret can sign.
+    let (app, sim) = spawn_with_simulator(TestDb::sqlite(), &[]).await;
+    let mut config = warmline::simulator::demo_tenant_config(&sim.url);
+    config["webhook_secrets"] = json!({ "retell": { "token": "tenant-own-retell-key" } });
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: TenantId::parse("demo-dental").unwrap(),
+            phone_number: PhoneNumber::parse("+15550100000").unwrap(),
+            name: "Demo Dental".into(),
+            time_zone: "America/New_York".into(),
+            config,
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    app.state.cache.warm_up().await;
+    let body = json!({ "event": "call_inbound", "call_inbound": { "from_number": "+15550100001", "to_number": "+15550100000" } }).to_string();
+    let good = sign_retell(body.as_bytes(), b"tenant-own-retell-key", now_ms());
+    let (status, answer) = post(
+        &app,
+        "/retell/inbound",
+        &body,
+        &[("x-retell-signature", good)],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["call_inbound"]["dynamic_variables"]["customer_name"],
+        "Ana Souza"
+    );
+    let other = sign_retell(body.as_bytes(), b"some-other-key", now_ms());
+    assert_eq!(
+        post(
+            &app,
+            "/retell/inbound",
+            &body,
+            &[("x-retell-signature", other)]
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(post(&app, "/retell/inbound", &body, &[]).await.0, 401);
+    // Another tenant's number is not covered by this tenant's secret.
+    let elsewhere = body.replace("+15550100000", "+15557770000");
+    let signed = sign_retell(elsewhere.as_bytes(), b"tenant-own-retell-key", now_ms());
+    assert_eq!(
+        post(
+            &app,
+            "/retell/inbound",
+            &elsewhere,
+            &[("x-retell-signature", signed)]
+        )
+        .await
+        .0,
+        401
+    );
+}
