@@ -13,8 +13,11 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    warmline::telemetry::init(&settings);
-    if let Err(e) = cli::run(cli, settings).await {
+    let telemetry = warmline::telemetry::init(&settings);
+    let result = cli::run(cli, settings).await;
+    // Flush the last spans; the exporter blocks, so off the runtime threads.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    if let Err(e) = result {
         eprintln!("warmline: {e:#}");
         std::process::exit(1);
     }

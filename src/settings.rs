@@ -65,6 +65,18 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Where acknowledged work waits while the database is unreachable.
     pub spill_dir: std::path::PathBuf,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Tracing export, from the standard OpenTelemetry variables.
+#[derive(Clone, Debug)]
+pub struct TelemetrySettings {
+    /// `OTEL_SERVICE_NAME`, default `warmline`.
+    pub service_name: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. `http://jaeger:4318`); unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_TRACES_SAMPLER_ARG`: the fraction of new traces kept (parent-based).
+    pub sample_ratio: f64,
 }
 
 /// Provider secrets (global; a tenant may later override them) and the
@@ -212,8 +224,24 @@ impl Settings {
             inbound_deadline: duration_var(&get, "WARMLINE_INBOUND_DEADLINE_MS", 1_500)?,
         };
 
+        let sample_ratio = match get("OTEL_TRACES_SAMPLER_ARG") {
+            None => 1.0,
+            Some(v) => parse_var("OTEL_TRACES_SAMPLER_ARG", &v, |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| "expected a fraction from 0 to 1".into())
+            })?,
+        };
+        let telemetry = TelemetrySettings {
+            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "warmline".into()),
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            sample_ratio,
+        };
+
         Ok(Settings {
             addr,
+            telemetry,
             spill_dir: get("WARMLINE_SPILL_DIR")
                 .unwrap_or_else(|| "warmline-spill".into())
                 .into(),
@@ -335,6 +363,15 @@ impl fmt::Display for Settings {
             f,
             "  WARMLINE_DEMO          {}",
             if self.demo { "on" } else { "off" }
+        )?;
+        writeln!(
+            f,
+            "  OTEL_EXPORTER_OTLP_ENDPOINT {}",
+            self.telemetry
+                .otlp_endpoint
+                .as_deref()
+                .map(redact_url)
+                .unwrap_or_else(|| "(unset: traces not exported)".into())
         )?;
         writeln!(f, "  RUST_LOG               {}", self.log_filter)?;
         write!(

@@ -11,6 +11,8 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
+use crate::telemetry::http::{RootSpan, trace_id_header};
+
 use crate::cache::{Cache, CacheConfig, RedisLink};
 use crate::calls::Calls;
 use crate::error::{json_error_handler, not_found, query_error_handler};
@@ -227,7 +229,8 @@ fn run(
 ) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(actix_web::middleware::from_fn(trace_id_header))
+            .wrap(TracingLogger::<RootSpan>::new())
             .app_data(state.clone())
             .app_data(
                 web::JsonConfig::default()

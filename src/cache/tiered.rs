@@ -256,7 +256,7 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = LoadResult<V>> + Send + 'static,
     {
-        let (flight, leader) = match self.join_or_start(key, loader) {
+        let (flight, leader) = match self.join_or_start(key, loader, false) {
             Joined::Ready(e) => return Ok(self.hit(e, Tier::L1, Outcome::HitFresh, now_ms())),
             Joined::Flight(f, leader) => (f, leader),
         };
@@ -326,13 +326,15 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = LoadResult<V>> + Send + 'static,
     {
-        if let Joined::Flight(_, true) = self.join_or_start(key, loader) {
+        if let Joined::Flight(_, true) = self.join_or_start(key, loader, true) {
             self.inner.core.stats(self.inner.ns).refresh(self.inner.ns);
         }
     }
 
     /// Joins the key's in-flight load, or starts one (the `bool` says which).
-    fn join_or_start<F, Fut>(&self, key: &str, loader: F) -> Joined<V>
+    /// A load a request waits for is a child of the request's span; a
+    /// background refresh is a trace of its own, linked to the request.
+    fn join_or_start<F, Fut>(&self, key: &str, loader: F, background: bool) -> Joined<V>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = LoadResult<V>> + Send + 'static,
@@ -355,15 +357,22 @@ where
         let generation = self.inner.core.generation(self.inner.ns);
         let this = self.clone();
         let owned_key = key.to_owned();
-        // Background work is its own trace span, linked to the request that
-        // caused it.
-        let span = tracing::info_span!(
-            parent: None,
-            "cache.load",
-            cache.namespace = self.inner.ns.as_str(),
-            cache.key = %mask_phones_in(key),
-        );
-        span.follows_from(tracing::Span::current());
+        let span = if background {
+            let span = tracing::info_span!(
+                parent: None,
+                "cache.refresh",
+                cache.namespace = self.inner.ns.as_str(),
+                cache.key = %mask_phones_in(key),
+            );
+            span.follows_from(tracing::Span::current());
+            span
+        } else {
+            tracing::info_span!(
+                "cache.load",
+                cache.namespace = self.inner.ns.as_str(),
+                cache.key = %mask_phones_in(key),
+            )
+        };
         let task = tokio::spawn(
             async move { this.run_load(owned_key, loader, generation).await }.instrument(span),
         );

@@ -32,6 +32,7 @@ impl TenantDirectory {
     }
 
     /// The tenant answering `called`, or `None` when no tenant has it.
+    #[tracing::instrument(name = "tenant.resolve", skip_all, fields(called = %called.masked(), tenant = tracing::field::Empty))]
     pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<TenantRecord>, CacheError> {
         let store = self.store.clone();
         let number = called.clone();
@@ -44,6 +45,9 @@ impl TenantDirectory {
                     .map_err(LoadError::new)
             })
             .await?;
+        if let Some(t) = &lookup.value {
+            tracing::Span::current().record("tenant", t.id.as_str());
+        }
         Ok(lookup.value.map(|t| (*t).clone()))
     }
 

@@ -127,7 +127,9 @@ pub fn ignored(provider: &'static str, event: &str) -> HttpResponse {
 /// Makes the event durable, then acknowledges it. If it cannot be made
 /// durable the answer is a 503, so the platform retries: warmline never
 /// acknowledges what it could lose.
-pub async fn ack_event(state: &AppState, event: CallEvent) -> Result<HttpResponse, ApiError> {
+pub async fn ack_event(state: &AppState, mut event: CallEvent) -> Result<HttpResponse, ApiError> {
+    // The call log links to this trace.
+    event.trace_id = crate::telemetry::current_trace_id();
     match state.calls.call_event(event).await {
         Ok((durability, outcome)) => Ok(HttpResponse::Ok().json(serde_json::json!({
             "received": true,

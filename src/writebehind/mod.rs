@@ -55,6 +55,8 @@ pub enum WriteError {
 struct Pending {
     job: Job,
     submitted: Instant,
+    /// The request that submitted the job: its flush is linked to it.
+    span: tracing::Span,
     ack: oneshot::Sender<Result<(Durability, Outcome), WriteError>>,
 }
 
@@ -88,6 +90,7 @@ impl WriteBehind {
             .send(Pending {
                 job,
                 submitted: Instant::now(),
+                span: tracing::Span::current(),
                 ack,
             })
             .await
@@ -128,6 +131,10 @@ impl Batcher {
 
     #[tracing::instrument(name = "writebehind.flush", skip_all, fields(batch = batch.len()))]
     async fn flush(&self, batch: Vec<Pending>) {
+        let span = tracing::Span::current();
+        for p in &batch {
+            span.follows_from(&p.span);
+        }
         if !self.db_down.load(Ordering::Acquire) {
             match self.commit(&batch).await {
                 Ok(outcomes) => {

@@ -20,11 +20,19 @@ use warmline::settings::Settings;
 use warmline::startup::{Application, StopHandle};
 use warmline::store::Store;
 
+/// Every span the test process finishes, for the tracing tests.
+pub static SPANS: LazyLock<opentelemetry_sdk::trace::InMemorySpanExporter> =
+    LazyLock::new(opentelemetry_sdk::trace::InMemorySpanExporter::default);
+
 static TRACING: LazyLock<()> = LazyLock::new(|| {
-    if std::env::var("TEST_LOG").is_ok() {
-        let settings = Settings::from_vars(&HashMap::new()).expect("default settings");
-        warmline::telemetry::init(&settings);
-    }
+    let settings = Settings::from_vars(&HashMap::new()).expect("default settings");
+    let telemetry = warmline::telemetry::init_with_exporter(
+        &settings,
+        SPANS.clone(),
+        std::env::var("TEST_LOG").is_ok(),
+    );
+    // The provider lives as long as the test process.
+    std::mem::forget(telemetry);
 });
 
 fn require_services() -> bool {

@@ -10,4 +10,5 @@ mod health;
 mod process;
 mod retell;
 mod store;
+mod telemetry;
 mod upstreams;
