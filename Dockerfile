@@ -7,7 +7,7 @@ RUN cargo build --release --locked && cp target/release/warmline /warmline
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/warmline warmline \
-    && mkdir -p /var/lib/warmline && chown warmline /var/lib/warmline
+    && mkdir -p /var/lib/warmline/spill && chown -R warmline /var/lib/warmline
 COPY --from=build /warmline /usr/local/bin/warmline
 USER warmline
 WORKDIR /var/lib/warmline

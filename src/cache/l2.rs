@@ -37,6 +37,10 @@ pub enum L2Error {
 
 impl L2 {
     pub fn new(link: RedisLink, prefix: String) -> Self {
+        for op in ["get", "set", "delete", "scan", "lease"] {
+            metrics::counter!("warmline_cache_l2_errors_total", "operation" => op).increment(0);
+        }
+        metrics::gauge!("warmline_cache_l2_breaker_state").set(0.0);
         L2 {
             link,
             breaker: Breaker::new(3, Duration::from_secs(2)),

@@ -119,6 +119,14 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     pub(super) fn new(core: Arc<Core>, ns: Namespace, policy: Policy) -> Self {
+        // Zero series from the start, so alerts and rates see 0, not absence.
+        for name in [
+            "warmline_cache_load_errors_total",
+            "warmline_cache_evictions_total",
+            "warmline_cache_background_refreshes_total",
+        ] {
+            metrics::counter!(name, "namespace" => ns.as_str()).increment(0);
+        }
         let stats = core.stats(ns).clone();
         let l1 = moka::sync::Cache::builder()
             .max_capacity(policy.l1_capacity)

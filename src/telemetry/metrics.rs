@@ -101,11 +101,167 @@ fn describe() {
         Unit::Count,
         "Entries in this replica's L1, by namespace."
     );
+
+    describe_gauge!(
+        "warmline_db_up",
+        "1 when the database answered the scrape's ping."
+    );
+    describe_gauge!(
+        "warmline_redis_up",
+        "1 when Redis answered the scrape's ping (absent without Redis)."
+    );
+    describe_gauge!(
+        "warmline_db_pool_connections",
+        Unit::Count,
+        "Database pool connections by state (idle, in_use)."
+    );
+
+    describe_counter!(
+        "warmline_upstream_requests_total",
+        Unit::Count,
+        "Calls to upstream SaaS APIs by upstream, operation and outcome (ok or the error kind)."
+    );
+    describe_histogram!(
+        "warmline_upstream_request_duration_seconds",
+        Unit::Seconds,
+        "Upstream call latency including a retry, by upstream and operation."
+    );
+    describe_counter!(
+        "warmline_upstream_errors_total",
+        Unit::Count,
+        "Failed upstream calls by upstream, operation and kind (timeout, unreachable, rate_limited, server_error, client_error, breaker_open, decode)."
+    );
+    describe_counter!(
+        "warmline_upstream_retries_total",
+        Unit::Count,
+        "Retries of idempotent upstream reads, by upstream and operation."
+    );
+    describe_gauge!(
+        "warmline_upstream_breaker_state",
+        "Upstream circuit breaker state: 0 closed, 1 half-open, 2 open."
+    );
+
+    describe_counter!(
+        "warmline_webhook_requests_total",
+        Unit::Count,
+        "Voice-platform webhooks by provider, event and outcome."
+    );
+    describe_histogram!(
+        "warmline_webhook_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a webhook, by provider and event."
+    );
+    describe_counter!(
+        "warmline_webhook_ignored_total",
+        Unit::Count,
+        "Webhook messages acknowledged but not used, by provider and event."
+    );
+    describe_counter!(
+        "warmline_fallback_activations_total",
+        Unit::Count,
+        "Fallbacks taken, by kind: unknown_called_number, call_from_database, call_from_recent_caller, tenant_default, call_unresolved."
+    );
+    describe_counter!(
+        "warmline_tool_calls_total",
+        Unit::Count,
+        "Mid-call tool calls by tool and outcome."
+    );
+    describe_histogram!(
+        "warmline_tool_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a tool call, by tool."
+    );
+
+    describe_gauge!(
+        "warmline_writebehind_queue_depth",
+        Unit::Count,
+        "Jobs waiting for the write-behind batcher."
+    );
+    describe_histogram!(
+        "warmline_writebehind_flush_size",
+        Unit::Count,
+        "Jobs per group commit."
+    );
+    describe_histogram!(
+        "warmline_writebehind_lag_seconds",
+        Unit::Seconds,
+        "Time from a job's acknowledgement request to its commit."
+    );
+    describe_counter!(
+        "warmline_writebehind_spilled_total",
+        Unit::Count,
+        "Jobs written to the local spill journal because the database was unreachable."
+    );
+    describe_gauge!(
+        "warmline_writebehind_spill_depth",
+        Unit::Count,
+        "Jobs waiting in the spill journal."
+    );
+    describe_counter!(
+        "warmline_writebehind_replayed_total",
+        Unit::Count,
+        "Spilled jobs replayed into the database."
+    );
+    describe_counter!(
+        "warmline_writebehind_rejected_total",
+        Unit::Count,
+        "Jobs the database refused, kept in the rejected journal."
+    );
+    describe_gauge!(
+        "warmline_writebehind_oldest_pending_seconds",
+        Unit::Seconds,
+        "Age of the oldest acknowledged work not yet written back (0 when none)."
+    );
+    describe_counter!(
+        "warmline_writeback_total",
+        Unit::Count,
+        "CRM and memory write-backs by kind and outcome (ok, retry, given_up)."
+    );
+    describe_gauge!(
+        "warmline_writeback_backlog",
+        Unit::Count,
+        "CRM and memory write-backs waiting."
+    );
+}
+
+/// How long a scrape may wait on the database or Redis for its gauges.
+const PROBE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Gauges read at scrape time: health of the database and Redis, the pool,
+/// the write-behind backlog, the upstream breakers.
+async fn refresh_gauges(state: &AppState) {
+    let db_up = state.store.ping(PROBE).await.is_ok();
+    metrics::gauge!("warmline_db_up").set(if db_up { 1.0 } else { 0.0 });
+    let pool = state.store.pool();
+    let (size, idle) = (pool.size() as f64, pool.num_idle() as f64);
+    metrics::gauge!("warmline_db_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("warmline_db_pool_connections", "state" => "in_use")
+        .set((size - idle).max(0.0));
+    if let Some(redis) = &state.redis {
+        let up = redis.ping(PROBE).await == crate::cache::RedisHealth::Ok;
+        metrics::gauge!("warmline_redis_up").set(if up { 1.0 } else { 0.0 });
+    }
+    if db_up
+        && let Ok(Ok((depth, oldest))) =
+            tokio::time::timeout(PROBE, state.store.outbox_backlog()).await
+    {
+        metrics::gauge!("warmline_writeback_backlog").set(depth as f64);
+        let age = oldest.map_or(0.0, |o| {
+            ((crate::store::now_ms() - o).max(0) as f64) / 1000.0
+        });
+        metrics::gauge!("warmline_writebehind_oldest_pending_seconds").set(age);
+    }
+    metrics::gauge!("warmline_writebehind_spill_depth").set(state.writebehind.spilled() as f64);
+    for up in state.upstreams.status() {
+        metrics::gauge!("warmline_upstream_breaker_state", "upstream" => up.upstream)
+            .set(up.breaker.gauge_value());
+    }
 }
 
 #[get("/metrics")]
 async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     let handle = install();
+    refresh_gauges(&state).await;
     metrics::gauge!("warmline_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let stats = state.cache.stats();
     for ns in Namespace::ALL {

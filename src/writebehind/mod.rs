@@ -69,6 +69,13 @@ pub struct WriteBehind {
 impl WriteBehind {
     /// Starts the batcher and the replayer.
     pub fn start(store: Store, spill_dir: PathBuf) -> std::io::Result<Self> {
+        for name in [
+            "warmline_writebehind_spilled_total",
+            "warmline_writebehind_replayed_total",
+            "warmline_writebehind_rejected_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
         let spill = Arc::new(Spill::open(spill_dir)?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let db_down = Arc::new(AtomicBool::new(false));

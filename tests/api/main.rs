@@ -7,6 +7,7 @@ mod admin_api;
 mod cache;
 mod calls;
 mod health;
+mod observability;
 mod process;
 mod retell;
 mod store;
