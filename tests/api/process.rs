@@ -326,3 +326,62 @@ fn warmline_simulate_serves_the_wire_formats_and_its_control_endpoints() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn with_warmline_log_format_json_every_log_line_is_json_and_numbers_are_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .env("WARMLINE_LOG_FORMAT", "json")
+        .env_remove("RETELL_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An unknown called number and a demo call: both log warnings naming numbers.
+    for to in ["+15557770000", "+15550100000"] {
+        let body = format!(
+            r#"{{"event":"call_inbound","call_inbound":{{"from_number":"+15550100001","to_number":"{to}"}}}}"#
+        );
+        client
+            .post(format!("{base}/retell/inbound"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for_exit(&mut child, Duration::from_secs(20)).is_some());
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let logs: Vec<&str> = out.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(logs.len() >= 3, "{out}");
+    for line in &logs {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        assert!(
+            !line.contains("5557770000") && !line.contains("5550100001"),
+            "unmasked number: {line}"
+        );
+    }
+    assert!(
+        logs.iter().any(|l| l.contains("+1******0000")),
+        "the masked called number is logged:\n{out}"
+    );
+}
