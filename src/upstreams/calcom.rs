@@ -9,7 +9,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{Call, UpstreamClient};
+use super::http::{Call, UpstreamClient, join_path};
 use super::{Booking, BookingRequest, Calendar, Service, Slot, UpstreamError, UpstreamResult};
 
 pub const SLOTS_VERSION: &str = "2024-09-04";
@@ -31,13 +31,7 @@ impl CalcomCalendar {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}/v2{}",
-            self.base.path().trim_end_matches('/'),
-            path
-        ));
-        url
+        join_path(&self.base, "/v2", path)
     }
 
     fn auth(&self, call: Call, version: &str) -> Call {

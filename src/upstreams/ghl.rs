@@ -10,7 +10,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{Call, UpstreamClient};
+use super::http::{Call, UpstreamClient, join_path};
 use super::{
     Booking, BookingRequest, Calendar, Contact, ContactUpsert, Crm, Service, Slot, UpstreamError,
     UpstreamResult,
@@ -42,13 +42,7 @@ impl Ghl {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}{}",
-            self.base.path().trim_end_matches('/'),
-            path
-        ));
-        url
+        join_path(&self.base, "", path)
     }
 
     fn auth(&self, call: Call, version: &str) -> Call {

@@ -64,6 +64,17 @@ impl RetryBudget {
     }
 }
 
+/// `base` + `prefix` + `path`, keeping any path the base URL already has
+/// (a proxy or the simulator mounted under a prefix).
+pub fn join_path(base: &Url, prefix: &str, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!(
+        "{}{prefix}{path}",
+        base.path().trim_end_matches('/')
+    ));
+    url
+}
+
 /// One outgoing call, before it is sent.
 pub struct Call {
     pub method: Method,

@@ -7,7 +7,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{Call, UpstreamClient};
+use super::http::{Call, UpstreamClient, join_path};
 use super::{ConversationMessage, Memory, MemoryContext, MemorySubject, UpstreamResult};
 
 /// What the search asks for at call start: everything useful to an agent.
@@ -44,13 +44,7 @@ impl Mem0Memory {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}{}",
-            self.base.path().trim_end_matches('/'),
-            path
-        ));
-        url
+        join_path(&self.base, "", path)
     }
 
     fn auth(&self, call: Call) -> Call {

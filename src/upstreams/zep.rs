@@ -11,7 +11,7 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{Call, UpstreamClient};
+use super::http::{Call, UpstreamClient, join_path};
 use super::{
     ConversationMessage, Memory, MemoryContext, MemorySubject, UpstreamError, UpstreamResult,
 };
@@ -41,13 +41,7 @@ impl ZepMemory {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!(
-            "{}/api/v2{}",
-            self.base.path().trim_end_matches('/'),
-            path
-        ));
-        url
+        join_path(&self.base, "/api/v2", path)
     }
 
     fn auth(&self, call: Call) -> Call {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::signature::verify_elevenlabs;
 use super::{
     RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
-    optional_phone, record, required_phone, unsigned_allowed,
+    optional_phone, record, required_phone, unsigned_allowed, verified_by_any,
 };
 use crate::admin::constant_time_eq;
 use crate::calls::{CallerContext, Inbound};
@@ -85,17 +85,9 @@ async fn verify_post_call(
         .get("elevenlabs-signature")
         .and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
-    let mut last = None;
-    for s in &secrets {
-        match verify_elevenlabs(header, body, s.expose_secret().as_bytes(), now) {
-            Ok(()) => return Ok(Verification::Signed),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(ApiError::Unauthorized(format!(
-        "elevenlabs: {}",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )))
+    verified_by_any("elevenlabs", &secrets, |secret| {
+        verify_elevenlabs(header, body, secret, now)
+    })
 }
 
 /// ElevenLabs dynamic variables may be strings, numbers or booleans.

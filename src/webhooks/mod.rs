@@ -82,6 +82,24 @@ pub async fn candidate_secrets(
     out
 }
 
+/// Accepts the request when any candidate secret verifies it; otherwise a
+/// 401 naming why the last one did not.
+pub fn verified_by_any<E: std::fmt::Display>(
+    what: &str,
+    secrets: &[SecretString],
+    verify: impl Fn(&[u8]) -> Result<(), E>,
+) -> Result<Verification, ApiError> {
+    use secrecy::ExposeSecret;
+    let mut last = String::from("no secret");
+    for secret in secrets {
+        match verify(secret.expose_secret().as_bytes()) {
+            Ok(()) => return Ok(Verification::Signed),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(ApiError::Unauthorized(format!("{what}: {last}")))
+}
+
 /// The called number a payload names, read leniently before verification
 /// (only to pick the tenant's secret).
 pub fn called_in(body: &[u8], paths: &[&[&str]]) -> Option<PhoneNumber> {

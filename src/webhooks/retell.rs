@@ -9,14 +9,13 @@
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::signature::verify_retell;
 use super::{
     RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
-    optional_phone, record, required_phone, unsigned_allowed,
+    optional_phone, record, required_phone, unsigned_allowed, verified_by_any,
 };
 use crate::calls::{CallerContext, Inbound};
 use crate::domain::{
@@ -57,17 +56,9 @@ async fn verify(
         .get("x-retell-signature")
         .and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp_millis();
-    let mut last = None;
-    for key in &secrets {
-        match verify_retell(header, body, key.expose_secret().as_bytes(), now) {
-            Ok(()) => return Ok(Verification::Signed),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(ApiError::Unauthorized(format!(
-        "retell signature: {}",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )))
+    verified_by_any("retell signature", &secrets, |key| {
+        verify_retell(header, body, key, now)
+    })
 }
 
 fn outcome_of<T>(r: &Result<T, ApiError>, ok: &'static str) -> &'static str {

@@ -8,14 +8,13 @@ use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::DateTime;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use super::retell::{context_metadata, dynamic_variables};
 use super::signature::verify_vapi_hmac;
 use super::{
     RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
-    optional_phone, record, unsigned_allowed,
+    optional_phone, record, unsigned_allowed, verified_by_any,
 };
 use crate::admin::constant_time_eq;
 use crate::calls::Inbound;
@@ -51,14 +50,7 @@ async fn verify(
     if secrets.is_empty() {
         return unsigned_allowed(state, req, PROVIDER, "VAPI_SECRET");
     }
-    let mut last = String::from("no credential");
-    for secret in &secrets {
-        match verify_one(req, body, secret.expose_secret().as_bytes()) {
-            Ok(()) => return Ok(Verification::Signed),
-            Err(e) => last = e,
-        }
-    }
-    Err(ApiError::Unauthorized(format!("vapi: {last}")))
+    verified_by_any("vapi", &secrets, |secret| verify_one(req, body, secret))
 }
 
 fn verify_one(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), String> {

@@ -592,11 +592,11 @@ async fn call_ended_delivered_twice_stores_one_call_counts_once_and_writes_back(
         added.body.as_ref().unwrap()["messages"][1]["content"],
         "I'd like a cleaning."
     );
-    assert_eq!(
-        app.store.outbox_backlog().await.unwrap().0,
-        0,
-        "nothing left to write back"
-    );
+    // The items are marked done once the upstream answered.
+    while app.store.outbox_backlog().await.unwrap().0 > 0 {
+        assert!(Instant::now() < deadline, "write-back items left pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn thousand_concurrent_events_keep_daily_metrics_exact(app: &TestApp) {

@@ -489,3 +489,13 @@ impl Drop for PrivatePostgres {
         self.stop_server();
     }
 }
+
+/// Waits (up to 30 s) until a warmline process answers `/health` at `base`.
+pub async fn wait_until_serving(base: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{base} never answered /health");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

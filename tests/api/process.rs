@@ -146,11 +146,7 @@ async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_pri
         .expect("binary starts");
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "never answered /health");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::helpers::wait_until_serving(&base).await;
     // The request exactly as the start-up banner prints it.
     let body = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
     let resp = client
@@ -341,11 +337,7 @@ async fn with_warmline_log_format_json_every_log_line_is_json_and_numbers_are_ma
         .unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::helpers::wait_until_serving(&base).await;
     // An unknown called number and a demo call: both log warnings naming numbers.
     for to in ["+15557770000", "+15550100000"] {
         let body = format!(

@@ -223,11 +223,7 @@ async fn spans_are_exported_to_an_otlp_http_receiver() {
         .unwrap();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{app_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "warmline never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::helpers::wait_until_serving(&base).await;
     let body = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
     let resp = client
         .post(format!("{base}/retell/inbound"))
