@@ -18,6 +18,8 @@ pub use tenants::TenantDirectory;
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::cache::{Cache, FlushScope, Namespace, Tiered};
 use crate::domain::{CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider};
 use crate::store::{Store, TenantRecord};
@@ -131,18 +133,22 @@ impl Calls {
         if event.phase == CallPhase::Started
             && let Some(t) = &tenant
         {
-            let key = session_key(event.provider, &event.call_id);
-            if self.sessions.get_cached(&key).await.is_none() {
-                let session = self
-                    .new_session(
-                        event.provider,
-                        Some(event.call_id.clone()),
-                        t.clone(),
-                        event.caller.clone(),
-                    )
-                    .await;
-                self.sessions.set(&key, session).await;
-            }
+            // The session is built beside the acknowledgement, not before it:
+            // the platform waits for neither the context nor the upstreams.
+            let (calls, tenant, provider) = (self.clone(), t.clone(), event.provider);
+            let (call_id, caller) = (event.call_id.clone(), event.caller.clone());
+            tokio::spawn(
+                async move {
+                    let key = session_key(provider, &call_id);
+                    if calls.sessions.get_cached(&key).await.is_none() {
+                        let session = calls
+                            .new_session(provider, Some(call_id), tenant, caller)
+                            .await;
+                        calls.sessions.set(&key, session).await;
+                    }
+                }
+                .instrument(tracing::info_span!("calls.start_session")),
+            );
         }
         let ended = event.phase != CallPhase::Started;
         let caller = event.caller.clone();
@@ -174,13 +180,5 @@ impl Calls {
                 })
                 .await;
         }
-    }
-
-    pub fn upstreams(&self) -> &Arc<Upstreams> {
-        &self.upstreams
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 }

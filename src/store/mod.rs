@@ -238,5 +238,6 @@ pub(crate) fn bool_to_i64(b: bool) -> i64 {
     i64::from(b)
 }
 
-/// Reserved so the type of `&mut AnyConnection` reads as intended in signatures.
+/// What the `*_in` functions write through: a pooled connection or a
+/// transaction (both deref to it).
 pub type Conn = AnyConnection;

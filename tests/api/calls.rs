@@ -492,6 +492,13 @@ async fn a_tool_call_before_call_started_uses_the_fallback_cascade_and_records_i
         &json!({ "event": "call_started", "call": retell_call("call_db", "+15550100002") }),
     )
     .await;
+    // Its session is built beside the acknowledgement: wait for it, then
+    // drop every session so only the database knows the call.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.state.cache.stats().namespaces["call"].entries < 2 {
+        assert!(Instant::now() < deadline, "session never cached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.state
         .cache
         .flush(&warmline::cache::FlushScope::Namespace(
