@@ -65,6 +65,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Where acknowledged work waits while the database is unreachable.
     pub spill_dir: std::path::PathBuf,
+    /// How long applied events are remembered to recognise retries.
+    pub idempotency_retention: Duration,
     pub telemetry: TelemetrySettings,
 }
 
@@ -239,8 +241,19 @@ impl Settings {
             sample_ratio,
         };
 
+        let idempotency_retention = match get("WARMLINE_IDEMPOTENCY_RETENTION_HOURS") {
+            None => Duration::from_secs(7 * 24 * 3600),
+            Some(v) => parse_var("WARMLINE_IDEMPOTENCY_RETENTION_HOURS", &v, |v| {
+                match v.parse::<u64>() {
+                    Ok(h) if h >= 1 => Ok(Duration::from_secs(h * 3600)),
+                    _ => Err("expected a whole number of hours, at least 1".into()),
+                }
+            })?,
+        };
+
         Ok(Settings {
             addr,
+            idempotency_retention,
             telemetry,
             spill_dir: get("WARMLINE_SPILL_DIR")
                 .unwrap_or_else(|| "warmline-spill".into())

@@ -95,13 +95,17 @@ impl Application {
             store: Some(store.clone()),
         });
         let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
-        let writebehind = WriteBehind::start(store.clone(), settings.spill_dir.clone())
-            .with_context(|| {
-                format!(
-                    "cannot open the spill journal in WARMLINE_SPILL_DIR={}",
-                    settings.spill_dir.display()
-                )
-            })?;
+        let writebehind = WriteBehind::start(
+            store.clone(),
+            settings.spill_dir.clone(),
+            settings.idempotency_retention,
+        )
+        .with_context(|| {
+            format!(
+                "cannot open the spill journal in WARMLINE_SPILL_DIR={}",
+                settings.spill_dir.display()
+            )
+        })?;
         let calls = Calls::new(
             &cache,
             store.clone(),

@@ -68,7 +68,9 @@ pub struct WriteBehind {
 
 impl WriteBehind {
     /// Starts the batcher and the replayer.
-    pub fn start(store: Store, spill_dir: PathBuf) -> std::io::Result<Self> {
+    /// `retention`: how long applied work is remembered, so that a
+    /// provider's late retry is still recognised as a duplicate.
+    pub fn start(store: Store, spill_dir: PathBuf, retention: Duration) -> std::io::Result<Self> {
         for name in [
             "warmline_writebehind_spilled_total",
             "warmline_writebehind_replayed_total",
@@ -85,7 +87,8 @@ impl WriteBehind {
             db_down: db_down.clone(),
         };
         tokio::spawn(batcher.run(rx));
-        tokio::spawn(replay_loop(store, spill.clone(), db_down));
+        tokio::spawn(replay_loop(store.clone(), spill.clone(), db_down));
+        tokio::spawn(prune_loop(store, retention));
         Ok(WriteBehind { tx, spill })
     }
 
@@ -219,6 +222,21 @@ impl Batcher {
                 Ok(()) => Ok((Durability::SpillJournal, Outcome::Spilled)),
                 Err(e) => Err(WriteError::Unwritable(e.to_string())),
             });
+        }
+    }
+}
+
+/// Forgets applied work older than the retention, hourly, so the idempotency
+/// ledger does not grow without bound.
+async fn prune_loop(store: Store, retention: Duration) {
+    const EVERY: Duration = Duration::from_secs(3600);
+    loop {
+        tokio::time::sleep(EVERY).await;
+        let before = crate::store::now_ms() - retention.as_millis() as i64;
+        match store.prune_outbox(before).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the idempotency ledger"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not prune the idempotency ledger"),
         }
     }
 }
