@@ -499,3 +499,27 @@ pub async fn wait_until_serving(base: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The Retell inbound request the start-up banner prints for the demo: a
+/// returning caller (Ana) calling the demo tenant.
+pub const DEMO_INBOUND: &str = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
+
+/// Sends SIGTERM and waits up to 20 s for the process to exit (killing it
+/// and failing the test if it does not). Waits without blocking the
+/// runtime, which may be serving something the process talks to.
+pub async fn stop_with_sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM not delivered");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("did not stop within 20 s of SIGTERM");
+}

@@ -1,10 +1,10 @@
 //! The real binary, as a newcomer or an orchestrator runs it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::free_port;
+use crate::helpers::{DEMO_INBOUND, free_port, stop_with_sigterm};
 
 fn warmline(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warmline"));
@@ -15,17 +15,6 @@ fn warmline(dir: &Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("WARMLINE_LOG_FORMAT");
     cmd
-}
-
-fn wait_for_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 #[tokio::test]
@@ -70,16 +59,7 @@ async fn the_binary_serves_with_embedded_defaults_and_stops_cleanly_on_sigterm()
         "the SQLite file is created"
     );
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = wait_for_exit(&mut child, Duration::from_secs(20));
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("did not stop within 20 s of SIGTERM")
-    });
+    let status = stop_with_sigterm(&mut child).await;
     assert!(status.success(), "exit status {status:?}");
 
     let mut out = String::new();
@@ -148,7 +128,7 @@ async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_pri
     let base = format!("http://127.0.0.1:{port}");
     crate::helpers::wait_until_serving(&base).await;
     // The request exactly as the start-up banner prints it.
-    let body = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
+    let body = DEMO_INBOUND;
     let resp = client
         .post(format!("{base}/retell/inbound"))
         .header("content-type", "application/json")
@@ -177,11 +157,7 @@ async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_pri
         serde_json::json!([])
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for_exit(&mut child, Duration::from_secs(20)).is_some_and(|s| s.success()));
+    assert!(stop_with_sigterm(&mut child).await.success());
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(
@@ -351,11 +327,7 @@ async fn with_warmline_log_format_json_every_log_line_is_json_and_numbers_are_ma
             .await
             .unwrap();
     }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_for_exit(&mut child, Duration::from_secs(20)).is_some());
+    stop_with_sigterm(&mut child).await;
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     let logs: Vec<&str> = out.lines().filter(|l| l.starts_with('{')).collect();

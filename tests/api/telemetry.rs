@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use opentelemetry::trace::{SpanKind, TraceId};
@@ -224,7 +224,7 @@ async fn spans_are_exported_to_an_otlp_http_receiver() {
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{app_port}");
     crate::helpers::wait_until_serving(&base).await;
-    let body = r#"{"event":"call_inbound","call_inbound":{"from_number":"+15550100001","to_number":"+15550100000"}}"#;
+    let body = crate::helpers::DEMO_INBOUND;
     let resp = client
         .post(format!("{base}/retell/inbound"))
         .header("content-type", "application/json")
@@ -235,15 +235,7 @@ async fn spans_are_exported_to_an_otlp_http_receiver() {
     assert_eq!(resp.status(), 200);
 
     // SIGTERM: warmline drains, then flushes its spans before exiting.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "warmline did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::helpers::stop_with_sigterm(&mut child).await;
     handle.stop(true).await;
     let got = received.lock().unwrap().clone();
     assert!(!got.is_empty(), "no export reached the receiver");
