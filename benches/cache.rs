@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::SecretString;
+use warmline::cache::RedisSettings;
 use warmline::cache::{Cache, CacheConfig, LoadError, Namespace, Policies, RedisLink};
-use warmline::settings::RedisSettings;
 
 /// A caller context of realistic size (about 1 KiB of JSON).
 #[derive(Clone, serde::Serialize, serde::Deserialize)]

@@ -21,7 +21,7 @@ const KEY: &str = "key_bench_retell";
 
 struct Bench {
     base: String,
-    state: actix_web::web::Data<warmline::startup::AppState>,
+    calls: warmline::calls::Calls,
     _sim: Simulator,
     _dir: tempfile::TempDir,
 }
@@ -53,25 +53,24 @@ async fn start() -> Bench {
     .collect();
     let settings = Settings::from_vars(&vars).unwrap();
     let app = Application::build(settings).await.unwrap();
-    let state = app.state();
-    state
-        .store
+    app.store()
         .upsert_tenant(&NewTenant {
             id: TenantId::parse("demo-dental").unwrap(),
             phone_number: PhoneNumber::parse("+15550100000").unwrap(),
             name: "Demo Dental".into(),
             time_zone: "America/New_York".into(),
-            config: demo_tenant_config(&sim.url),
+            config: demo_tenant_config(&sim.url).to_string(),
             is_demo: false,
         })
         .await
         .unwrap();
-    state.cache.warm_up().await;
+    app.cache().warm_up().await;
+    let calls = app.calls().clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     Bench {
         base,
-        state,
+        calls,
         _sim: sim,
         _dir: dir,
     }
@@ -129,7 +128,6 @@ fn inbound(c: &mut Criterion) {
     c.bench_function("inbound/second_call_in_process", |b| {
         b.to_async(&rt).iter(|| async {
             let answer = bench
-                .state
                 .calls
                 .inbound(InboundCall {
                     provider: Provider::Retell,
@@ -154,10 +152,9 @@ fn inbound(c: &mut Criterion) {
             let n = next.fetch_add(1, Ordering::Relaxed);
             let caller = PhoneNumber::parse(&format!("+1555031{n:04}")).unwrap();
             let called = called.clone();
-            let state = bench.state.clone();
+            let calls = bench.calls.clone();
             async move {
-                let answer = state
-                    .calls
+                let answer = calls
                     .inbound(InboundCall {
                         provider: Provider::Retell,
                         called,

@@ -132,7 +132,12 @@ async fn tenants(settings: Settings, command: TenantsCommand) -> anyhow::Result<
             Ok(())
         }
         TenantsCommand::List => {
-            let tenants = store.list_tenants().await?;
+            let tenants: Vec<_> = store
+                .list_tenants()
+                .await?
+                .into_iter()
+                .map(crate::tenants::Tenant::from_row)
+                .collect::<Result<_, _>>()?;
             if tenants.is_empty() {
                 println!("no tenants; import some with `warmline tenants import FILE`");
             } else {
@@ -151,13 +156,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         env!("CARGO_PKG_VERSION")
     );
     let app = Application::build(settings.clone()).await?;
-    let base = format!("http://{}:{}", settings.addr.ip(), app.port());
+    let base = format!("http://{}:{}", settings.http.addr.ip(), app.port());
     println!("warmline is serving on {base}");
     println!("  status     {base}/");
     println!("  liveness   {base}/health");
     println!("  readiness  {base}/ready");
     println!("  metrics    {base}/metrics");
-    if let Some(sim) = &app.state().demo {
+    if let Some(sim) = app.demo() {
         println!(
             "\nDemo tenant \"Demo Dental\" answers calls to {} (upstream simulator at {}).",
             crate::demo::DEMO_NUMBER,

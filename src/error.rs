@@ -1,11 +1,18 @@
 //! The one application error, mapped to HTTP once.
 //!
-//! Clients get a JSON body `{"error": {"code": …, "message": …}}` that names
-//! what was wrong with their request; internal failures are logged with their
-//! whole cause chain and shown to the client only as `internal_error`.
+//! Clients get a JSON body `{"error": {"code": …, "message": …}}`. A client
+//! mistake names what was wrong with the request; a failure inside warmline
+//! gets a fixed sentence per kind, and its whole cause chain is logged here,
+//! once, with phone numbers masked — never sent to the caller. Store, cache
+//! and write-behind errors convert with `?`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+
+use crate::cache::CacheError;
+use crate::domain::mask_phones_in;
+use crate::store::StoreError;
+use crate::writebehind::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,10 +24,41 @@ pub enum ApiError {
     NotFound(String),
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    #[error("{0}")]
-    Unavailable(String),
+    /// Something warmline depends on (the database, the cache's loaders, the
+    /// write-behind) could not answer: retrying later may work.
+    #[error("a service warmline depends on is unavailable; retry shortly")]
+    Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable(e.into())
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
+impl From<CacheError> for ApiError {
+    fn from(e: CacheError) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    /// Not made durable: the platform must retry, so a 503.
+    fn from(e: WriteError) -> Self {
+        ApiError::Unavailable(e.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
 }
 
 impl ApiError {
@@ -49,9 +87,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(e) = self {
+        if let ApiError::Unavailable(cause) | ApiError::Internal(cause) = self {
             // `{:#}` prints the anyhow chain on one line: "a: b: c".
-            tracing::error!(error = format!("{e:#}"), "request failed");
+            tracing::error!(
+                code = self.code(),
+                error = mask_phones_in(&format!("{cause:#}")),
+                "request failed"
+            );
         }
         let mut resp = HttpResponse::build(self.status_code());
         if let ApiError::Unauthorized(_) = self {

@@ -13,7 +13,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let telemetry = warmline::telemetry::init(&settings);
+    let telemetry = warmline::telemetry::init(&settings.telemetry);
     let result = cli::run(cli, settings).await;
     // Flush the last spans; the exporter blocks, so off the runtime threads.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;

@@ -1,5 +1,6 @@
 //! Builds the application from settings, binds its listener and runs it until
-//! a signal (or a test) stops it.
+//! a signal (or a test) stops it. The one place that knows every part: it
+//! wires them together and hands each surface only what it uses.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -7,51 +8,36 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use tracing_actix_web::TracingLogger;
-
-use crate::telemetry::http::{RootSpan, trace_id_header};
 
 use crate::cache::{Cache, CacheConfig, RedisLink};
 use crate::calls::Calls;
-use crate::error::{json_error_handler, not_found, query_error_handler};
+use crate::http::{Probes, Routes, Scrape};
 use crate::settings::Settings;
 use crate::simulator::Simulator;
 use crate::store::{Store, StoreError};
+use crate::tenants::TenantDirectory;
 use crate::upstreams::Upstreams;
+use crate::webhooks::Gate;
+use crate::writeback::WriteBackWorker;
 use crate::writebehind::WriteBehind;
-use crate::{admin, assets, health};
-
-/// Largest request body accepted anywhere (webhooks carry transcripts).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// How long the first migration may take before the start goes on degraded.
 const STARTUP_MIGRATION_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 const STARTUP_WARMUP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every handler can reach. Cheap to clone.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Store,
-    pub redis: Option<RedisLink>,
-    pub cache: Cache,
-    pub calls: Calls,
-    pub writebehind: WriteBehind,
-    pub upstreams: Arc<Upstreams>,
-    /// The in-process simulator behind the demo tenant, when it runs.
-    pub demo: Option<Simulator>,
-    /// Set once the schema is known to be migrated.
-    pub schema_ready: Arc<AtomicBool>,
-    /// Set when shutdown begins: `/ready` turns 503.
-    pub shutting_down: Arc<AtomicBool>,
-}
-
 pub struct Application {
     port: u16,
     server: Server,
-    state: web::Data<AppState>,
+    calls: Calls,
+    cache: Cache,
+    writebehind: WriteBehind,
+    store: Store,
+    /// The in-process simulator behind the demo tenant, when it runs; it
+    /// lives as long as the application.
+    demo: Option<Simulator>,
+    shutting_down: Arc<AtomicBool>,
 }
 
 /// Stops a running [`Application`] gracefully, as SIGTERM does.
@@ -79,41 +65,36 @@ impl Application {
         prepare_schema(&store, &schema_ready).await?;
 
         let redis = settings
+            .cache
             .redis
             .as_ref()
             .map(RedisLink::new)
             .transpose()
             .context("REDIS_URL")?;
-
         let cache = Cache::new(CacheConfig {
-            policies: settings.cache_policies.clone(),
+            policies: settings.cache.policies.clone(),
             redis: redis.clone(),
-            redis_prefix: settings
-                .redis
-                .as_ref()
-                .map_or_else(|| "wl:".into(), |r| r.prefix.clone()),
+            redis_prefix: settings.cache.redis_prefix(),
             store: Some(store.clone()),
         });
+        let tenants = TenantDirectory::new(&cache, store.clone());
         let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
-        let writebehind = WriteBehind::start(
-            store.clone(),
-            settings.spill_dir.clone(),
-            settings.idempotency_retention,
-        )
-        .with_context(|| {
-            format!(
-                "cannot open the spill journal in WARMLINE_SPILL_DIR={}",
-                settings.spill_dir.display()
-            )
-        })?;
+        let writebehind =
+            WriteBehind::start(store.clone(), &settings.writebehind).with_context(|| {
+                format!(
+                    "cannot open the spill journal in WARMLINE_SPILL_DIR={}",
+                    settings.writebehind.spill_dir.display()
+                )
+            })?;
         let calls = Calls::new(
             &cache,
             store.clone(),
+            tenants.clone(),
             upstreams.clone(),
             writebehind.clone(),
-            settings.webhooks.inbound_deadline,
+            &settings.calls,
         );
-        calls.start_writeback();
+        WriteBackWorker::new(store.clone(), tenants, upstreams.clone(), cache.clone()).start();
         let demo = match (settings.demo, schema_ready.load(Ordering::Acquire)) {
             (true, true) => crate::demo::prepare(&store)
                 .await
@@ -128,27 +109,41 @@ impl Application {
             }
         }
 
-        let listener = TcpListener::bind(settings.addr)
-            .with_context(|| format!("cannot listen on WARMLINE_ADDR={}", settings.addr))?;
+        let addr = settings.http.addr;
+        let listener = TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen on WARMLINE_ADDR={addr}"))?;
         let port = listener.local_addr()?.port();
-
-        let state = web::Data::new(AppState {
-            settings: settings.clone(),
-            store,
-            redis,
-            cache,
-            calls,
-            writebehind,
-            upstreams,
-            demo,
-            schema_ready,
-            shutting_down: Arc::new(AtomicBool::new(false)),
-        });
-        let server = run(listener, state.clone(), settings.shutdown_grace)?;
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let routes = Routes {
+            calls: calls.clone(),
+            gate: Gate::new(settings.webhooks.clone(), demo.is_some()),
+            cache: cache.clone(),
+            store: store.clone(),
+            admin: settings.admin.clone(),
+            probes: Probes {
+                store: store.clone(),
+                redis: redis.clone(),
+                schema_ready,
+                shutting_down: shutting_down.clone(),
+            },
+            scrape: Scrape {
+                store: store.clone(),
+                redis,
+                cache: cache.clone(),
+                upstreams,
+                writebehind: writebehind.clone(),
+            },
+        };
+        let server = crate::http::serve(listener, routes, settings.http.shutdown_grace)?;
         Ok(Application {
             port,
             server,
-            state,
+            calls,
+            cache,
+            writebehind,
+            store,
+            demo,
+            shutting_down,
         })
     }
 
@@ -156,14 +151,36 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
+    /// The call service, as the webhooks use it (benchmarks call it in
+    /// process).
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    /// The application's store (tests read what it wrote).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This replica's cache (tests and benchmarks inspect it).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// This replica's write-behind (tests look at its spill journal).
+    pub fn writebehind(&self) -> &WriteBehind {
+        &self.writebehind
+    }
+
+    /// The demo's upstream simulator, when the demo runs.
+    pub fn demo(&self) -> Option<&Simulator> {
+        self.demo.as_ref()
     }
 
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
             server: self.server.handle(),
-            shutting_down: self.state.shutting_down.clone(),
+            shutting_down: self.shutting_down.clone(),
         }
     }
 
@@ -171,7 +188,6 @@ impl Application {
     /// process receives SIGTERM or SIGINT; then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = self.stop_handle();
-        let state = self.state.clone();
         let signals = tokio::spawn(async move {
             let signal = wait_for_signal().await;
             tracing::info!(signal, "shutting down: draining in-flight requests");
@@ -179,7 +195,7 @@ impl Application {
         });
         let result = self.server.await;
         signals.abort();
-        state.store.close().await;
+        self.store.close().await;
         tracing::info!("stopped");
         result
     }
@@ -224,40 +240,6 @@ async fn prepare_schema(store: &Store, schema_ready: &Arc<AtomicBool>) -> anyhow
         }
         Err(e) => Err(anyhow::Error::from(e).context("applying database migrations")),
     }
-}
-
-fn run(
-    listener: TcpListener,
-    state: web::Data<AppState>,
-    shutdown_grace: Duration,
-) -> anyhow::Result<Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(trace_id_header))
-            .wrap(TracingLogger::<RootSpan>::new())
-            .app_data(state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(MAX_BODY_BYTES)
-                    .error_handler(json_error_handler),
-            )
-            .app_data(web::QueryConfig::default().error_handler(query_error_handler))
-            .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
-            .configure(health::configure)
-            .configure(admin::api::configure)
-            .configure(crate::webhooks::retell::configure)
-            .configure(crate::webhooks::vapi::configure)
-            .configure(crate::webhooks::elevenlabs::configure)
-            .configure(crate::telemetry::metrics::configure)
-            .configure(assets::configure)
-            .default_service(web::to(not_found))
-    })
-    // We handle SIGTERM/SIGINT ourselves, to flip readiness before draining.
-    .disable_signals()
-    .shutdown_timeout(shutdown_grace.as_secs().max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
 }
 
 async fn wait_for_signal() -> &'static str {

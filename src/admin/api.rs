@@ -6,11 +6,10 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Deserialize;
 
 use super::AdminToken;
-use crate::cache::{FlushScope, Namespace};
+use crate::cache::{Cache, FlushScope, Namespace};
 use crate::domain::PhoneNumber;
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::store::NewAuditEntry;
+use crate::store::{NewAuditEntry, Store};
 
 const ACTOR: &str = "admin-api-token";
 
@@ -33,7 +32,7 @@ pub struct FlushRequest {
 
 const FLUSH_SHAPES: &str = r#"expected {"namespace": N, "key": K}, {"namespace": N, "prefix": P}, {"namespace": N}, {"tenant": "+1…"} or {"all": true}"#;
 
-async fn scope_of(req: &FlushRequest, state: &AppState) -> Result<FlushScope, ApiError> {
+async fn scope_of(req: &FlushRequest, store: &Store) -> Result<FlushScope, ApiError> {
     let bad = |msg: &str| ApiError::BadRequest(format!("{msg}; {FLUSH_SHAPES}"));
     match req {
         FlushRequest {
@@ -55,14 +54,9 @@ async fn scope_of(req: &FlushRequest, state: &AppState) -> Result<FlushScope, Ap
         } => {
             let number = PhoneNumber::parse(number)
                 .map_err(|e| ApiError::BadRequest(format!("`tenant`: {e}")))?;
-            let tenant = state
-                .store
-                .tenant_by_number(&number)
-                .await
-                .map_err(|e| ApiError::Unavailable(format!("cannot look the tenant up: {e}")))?
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!("no tenant has called number {}", number.as_str()))
-                })?;
+            let tenant = store.tenant_by_number(&number).await?.ok_or_else(|| {
+                ApiError::NotFound(format!("no tenant has called number {}", number.as_str()))
+            })?;
             Ok(FlushScope::Tenant {
                 tenant_id: tenant.id.to_string(),
                 called_number: number.as_str().to_owned(),
@@ -102,14 +96,15 @@ async fn scope_of(req: &FlushRequest, state: &AppState) -> Result<FlushScope, Ap
 #[post("/admin/api/cache/flush")]
 async fn flush(
     _auth: AdminToken,
-    state: web::Data<AppState>,
+    cache: web::Data<Cache>,
+    store: web::Data<Store>,
     body: web::Json<FlushRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope = scope_of(&body, &state).await?;
-    let report = state.cache.flush(&scope).await;
+    let scope = scope_of(&body, &store).await?;
+    let report = cache.flush(&scope).await;
     tracing::info!(scope = ?scope_label(&scope), flushed = report.flushed, "cache flushed");
     audit(
-        &state,
+        &store,
         "cache.flush",
         serde_json::to_value(&*body).unwrap_or_default(),
         format!("flushed {}", report.flushed),
@@ -130,15 +125,19 @@ fn scope_label(scope: &FlushScope) -> String {
 }
 
 #[get("/admin/api/cache/stats")]
-async fn stats(_auth: AdminToken, state: web::Data<AppState>) -> HttpResponse {
+async fn stats(_auth: AdminToken, cache: web::Data<Cache>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
-        .json(state.cache.stats())
+        .json(cache.stats())
 }
 
 #[post("/admin/api/cache/warmup")]
-async fn warmup(_auth: AdminToken, state: web::Data<AppState>) -> HttpResponse {
-    let results = state.cache.warm_up().await;
+async fn warmup(
+    _auth: AdminToken,
+    cache: web::Data<Cache>,
+    store: web::Data<Store>,
+) -> HttpResponse {
+    let results = cache.warm_up().await;
     let mut warmed = serde_json::Map::new();
     let mut errors = serde_json::Map::new();
     for (ns, r) in &results {
@@ -149,7 +148,7 @@ async fn warmup(_auth: AdminToken, state: web::Data<AppState>) -> HttpResponse {
     }
     let body = serde_json::json!({ "warmed": warmed, "errors": errors });
     audit(
-        &state,
+        &store,
         "cache.warmup",
         serde_json::json!({}),
         body.to_string(),
@@ -158,14 +157,14 @@ async fn warmup(_auth: AdminToken, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
-async fn audit(state: &AppState, action: &str, target: serde_json::Value, outcome: String) {
+async fn audit(store: &Store, action: &str, target: serde_json::Value, outcome: String) {
     let entry = NewAuditEntry {
         actor: ACTOR.into(),
         action: action.into(),
         target,
         outcome,
     };
-    if let Err(e) = state.store.record_audit(&entry).await {
+    if let Err(e) = store.record_audit(&entry).await {
         // The action happened; losing its audit line must be visible.
         tracing::error!(error = %e, action, "could not write the admin audit log");
     }

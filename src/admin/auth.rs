@@ -5,8 +5,9 @@ use std::future::{Ready, ready};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use secrecy::ExposeSecret;
 
+use super::AdminSettings;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::support::constant_time_eq;
 
 /// Proof that the request carried `Authorization: Bearer $WARMLINE_ADMIN_TOKEN`.
 /// Taking it as a handler argument is what protects the handler.
@@ -22,10 +23,10 @@ impl FromRequest for AdminToken {
 }
 
 fn check(req: &HttpRequest) -> Result<AdminToken, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
-    let Some(expected) = &state.settings.admin_token else {
+    let settings = req
+        .app_data::<web::Data<AdminSettings>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("admin settings not registered")))?;
+    let Some(expected) = &settings.token else {
         return Err(ApiError::Unauthorized(
             "the admin API is disabled: set WARMLINE_ADMIN_TOKEN to enable it".into(),
         ));
@@ -40,30 +41,5 @@ fn check(req: &HttpRequest) -> Result<AdminToken, ApiError> {
         Ok(AdminToken)
     } else {
         Err(ApiError::Unauthorized("invalid admin token".into()))
-    }
-}
-
-/// Compares without an early exit, so response time does not reveal how
-/// much of a guess was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn equal_only_when_identical() {
-        assert!(constant_time_eq(b"secret-token", b"secret-token"));
-        assert!(!constant_time_eq(b"secret-token", b"secret-tokeN"));
-        assert!(!constant_time_eq(b"secret", b"secret-token"));
-        assert!(!constant_time_eq(b"", b"x"));
     }
 }

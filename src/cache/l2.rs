@@ -12,7 +12,7 @@ use redis::AsyncCommands;
 
 use super::policy::Namespace;
 use super::redis_link::RedisLink;
-use crate::breaker::{Breaker, BreakerState};
+use crate::support::{Breaker, BreakerState};
 
 /// Longest an admin flush may spend scanning Redis.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(10);

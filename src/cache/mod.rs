@@ -3,7 +3,7 @@
 //!
 //! A namespace ([`Namespace`]) is a typed [`Tiered`] handle with its own
 //! [`Policy`]; its read path (single-flight, stale-while-revalidate,
-//! fail-safe, soft/hard timeouts) lives in `tiered.rs`. This file owns what
+//! fail-safe, soft/hard timeouts) lives in `tiered.rs` and `flight.rs`. This file owns what
 //! spans namespaces: flushes, the backplane that keeps every replica's L1
 //! honest, warm-up and statistics.
 //!
@@ -13,15 +13,20 @@
 
 mod backplane;
 mod entry;
+mod flight;
 mod l2;
 mod policy;
 mod redis_link;
 mod stats;
 mod tiered;
 
+pub mod keys;
+mod settings;
+
 pub use backplane::Op as BackplaneOp;
 pub use policy::{Namespace, Policies, Policy};
 pub use redis_link::{RedisHealth, RedisLink};
+pub use settings::{CacheSettings, RedisSettings};
 pub use stats::{NamespaceSnapshot, Outcome, Tier};
 pub use tiered::{CacheError, LoadError, LoadResult, Lookup, Tiered};
 
@@ -35,15 +40,14 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::breaker::BreakerState;
+use crate::domain::{PhoneNumber, TenantId};
 use crate::store::Store;
+use crate::support::BreakerState;
 use backplane::{Backplane, Event, Op};
 use l2::L2;
 use stats::NamespaceStats;
 
-pub(crate) fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub(crate) use crate::support::now_ms;
 
 /// What a flush removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +393,19 @@ impl Cache {
 
     pub async fn flush(&self, scope: &FlushScope) -> FlushReport {
         self.core.flush(scope).await
+    }
+
+    /// Drops a caller's contact, memory and assembled context from every
+    /// tier and replica: what the upstreams know of them has changed.
+    pub async fn invalidate_caller(&self, tenant: &TenantId, caller: &PhoneNumber) {
+        let key = keys::caller(tenant, caller);
+        for ns in [Namespace::Contact, Namespace::Memory, Namespace::Context] {
+            self.flush(&FlushScope::Key {
+                ns,
+                key: key.clone(),
+            })
+            .await;
+        }
     }
 
     /// Registers a warm-up step for `ns`; it returns how many entries it

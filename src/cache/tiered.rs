@@ -1,28 +1,25 @@
 //! One typed namespace of the cache and its read path:
 //! L1 → L2 → single-flight load, with stale-while-revalidate, fail-safe,
 //! soft and hard timeouts, negative caching and XFetch early refresh.
+//!
+//! This file holds the [`Tiered`] handle, the types its callers see, the
+//! L1/L2 lookup and the write path; the load itself (single-flight,
+//! background refresh, lease, timeouts, fail-safe) lives in `flight.rs`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 use moka::notification::RemovalCause;
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
 use super::entry::{Entry, State};
+use super::flight::Flight;
 use super::stats::{Outcome, Tier};
 use super::{Core, LocalTier, Namespace, Policy, now_ms};
 use crate::domain::mask_phones_in;
-
-/// No loader may run longer than this, whoever waits for it: a hung
-/// upstream must not pin a key's flight forever.
-const MAX_LOAD_TIME: Duration = Duration::from_secs(30);
-/// How often a replica that lost the lease looks for the winner's value.
-const LEASE_POLL: Duration = Duration::from_millis(20);
 
 /// Why a load produced no value. Cloneable: one load's error is shared with
 /// every request that waited for it.
@@ -58,16 +55,9 @@ pub struct Lookup<V> {
     pub age_ms: i64,
 }
 
-type Flight<V> = Shared<BoxFuture<'static, Result<Entry<V>, LoadError>>>;
-
-enum Joined<V> {
-    Ready(Entry<V>),
-    Flight(Flight<V>, bool),
-}
-
 /// A typed namespace. Cheap to clone; every clone is the same cache.
 pub struct Tiered<V> {
-    inner: Arc<Inner<V>>,
+    pub(super) inner: Arc<Inner<V>>,
 }
 
 impl<V> Clone for Tiered<V> {
@@ -78,12 +68,12 @@ impl<V> Clone for Tiered<V> {
     }
 }
 
-struct Inner<V> {
-    ns: Namespace,
-    policy: Policy,
-    l1: moka::sync::Cache<String, Entry<V>>,
-    inflight: Mutex<HashMap<String, Flight<V>>>,
-    core: Arc<Core>,
+pub(super) struct Inner<V> {
+    pub(super) ns: Namespace,
+    pub(super) policy: Policy,
+    pub(super) l1: moka::sync::Cache<String, Entry<V>>,
+    pub(super) inflight: Mutex<HashMap<String, Flight<V>>>,
+    pub(super) core: Arc<Core>,
 }
 
 /// Entries leave L1 when their fail-safe window ends.
@@ -241,7 +231,7 @@ where
         self.load(key, loader, fallback).await
     }
 
-    fn hit(&self, e: Entry<V>, tier: Tier, outcome: Outcome, now: i64) -> Lookup<V> {
+    pub(super) fn hit(&self, e: Entry<V>, tier: Tier, outcome: Outcome, now: i64) -> Lookup<V> {
         self.inner
             .core
             .stats(self.inner.ns)
@@ -254,280 +244,7 @@ where
         }
     }
 
-    async fn load<F, Fut>(
-        &self,
-        key: &str,
-        loader: F,
-        fallback: Option<(Entry<V>, Tier)>,
-    ) -> Result<Lookup<V>, CacheError>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = LoadResult<V>> + Send + 'static,
-    {
-        let (flight, leader) = match self.join_or_start(key, loader, false) {
-            Joined::Ready(e) => return Ok(self.hit(e, Tier::L1, Outcome::HitFresh, now_ms())),
-            Joined::Flight(f, leader) => (f, leader),
-        };
-        // With a stale value in hand, wait only the soft timeout: the load
-        // goes on in the background and fills the cache for the next caller.
-        let wait = if fallback.is_some() {
-            self.inner.policy.soft_timeout
-        } else {
-            self.inner.policy.hard_timeout
-        };
-        match tokio::time::timeout(wait, flight).await {
-            Ok(Ok(entry)) => {
-                let outcome = if leader {
-                    Outcome::Miss
-                } else {
-                    Outcome::Coalesced
-                };
-                Ok(self.hit(entry, Tier::Loader, outcome, now_ms()))
-            }
-            Ok(Err(error)) => self.fail_safe(key, fallback).await.ok_or(CacheError::Load {
-                ns: self.inner.ns,
-                error,
-            }),
-            Err(_) => self
-                .fail_safe(key, fallback)
-                .await
-                .ok_or(CacheError::Timeout {
-                    ns: self.inner.ns,
-                    waited: wait,
-                }),
-        }
-    }
-
-    /// The stale value in hand, else the last-known-good copy in the
-    /// database, counted as a fail-safe hit.
-    async fn fail_safe(&self, key: &str, fallback: Option<(Entry<V>, Tier)>) -> Option<Lookup<V>> {
-        let now = now_ms();
-        if let Some((e, tier)) = fallback {
-            return Some(self.hit(e, tier, Outcome::HitFailSafe, now));
-        }
-        let e = self.last_good(key).await?;
-        // Served from the database once, then from L1 until the throttle ends.
-        let until = now + self.inner.policy.fail_safe_throttle.as_millis() as i64;
-        self.inner.l1.insert(key.to_owned(), e.throttled(until));
-        Some(self.hit(e, Tier::Db, Outcome::HitFailSafe, now))
-    }
-
-    async fn last_good(&self, key: &str) -> Option<Entry<V>> {
-        if !self.inner.policy.persist_last_good {
-            return None;
-        }
-        let store = self.inner.core.store.as_ref()?;
-        let row = tokio::time::timeout(
-            Duration::from_millis(250),
-            store.last_good(self.inner.ns.as_str(), key),
-        )
-        .await
-        .ok()?
-        .ok()??;
-        let e = Entry::<V>::from_json(&row.value).ok()?;
-        (e.value.is_some() && e.state(now_ms()) != State::Expired).then_some(e)
-    }
-
-    /// Starts a background refresh unless one is already running.
-    fn refresh<F, Fut>(&self, key: &str, loader: F)
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = LoadResult<V>> + Send + 'static,
-    {
-        if let Joined::Flight(_, true) = self.join_or_start(key, loader, true) {
-            self.inner.core.stats(self.inner.ns).refresh(self.inner.ns);
-        }
-    }
-
-    /// Joins the key's in-flight load, or starts one (the `bool` says which).
-    /// A load a request waits for is a child of the request's span; a
-    /// background refresh is a trace of its own, linked to the request.
-    fn join_or_start<F, Fut>(&self, key: &str, loader: F, background: bool) -> Joined<V>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = LoadResult<V>> + Send + 'static,
-    {
-        let mut inflight = self
-            .inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = inflight.get(key) {
-            return Joined::Flight(flight.clone(), false);
-        }
-        // A load may have finished between our L1 miss and taking the lock:
-        // its entry is in L1 before its flight leaves the map.
-        if let Some(e) = self.inner.l1.get(key)
-            && e.state(now_ms()) == State::Fresh
-        {
-            return Joined::Ready(e);
-        }
-        let generation = self.inner.core.generation(self.inner.ns);
-        let this = self.clone();
-        let owned_key = key.to_owned();
-        let span = if background {
-            let span = tracing::info_span!(
-                parent: None,
-                "cache.refresh",
-                cache.namespace = self.inner.ns.as_str(),
-                cache.key = %mask_phones_in(key),
-            );
-            span.follows_from(tracing::Span::current());
-            span
-        } else {
-            tracing::info_span!(
-                "cache.load",
-                cache.namespace = self.inner.ns.as_str(),
-                cache.key = %mask_phones_in(key),
-            )
-        };
-        let task = tokio::spawn(
-            async move { this.run_load(owned_key, loader, generation).await }.instrument(span),
-        );
-        let flight: Flight<V> = async move {
-            task.await
-                .unwrap_or_else(|e| Err(LoadError::new(format!("loader did not complete: {e}"))))
-        }
-        .boxed()
-        .shared();
-        inflight.insert(key.to_owned(), flight.clone());
-        Joined::Flight(flight, true)
-    }
-
-    async fn run_load<F, Fut>(
-        &self,
-        key: String,
-        loader: F,
-        generation: u64,
-    ) -> Result<Entry<V>, LoadError>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = LoadResult<V>> + Send + 'static,
-    {
-        let ns = self.inner.ns;
-        let policy = &self.inner.policy;
-        let core = &self.inner.core;
-        let started = Instant::now();
-
-        let mut leased = false;
-        if policy.lease
-            && let Some(l2) = &core.l2
-        {
-            let lease_ms = policy.hard_timeout.as_millis() as u64;
-            match l2.try_lease(ns, &key, &core.instance_id, lease_ms).await {
-                Ok(true) => leased = true,
-                Ok(false) => {
-                    if let Some(e) = self.wait_for_peer(&key, policy.hard_timeout / 2).await {
-                        self.inner.l1.insert(key.clone(), e.clone());
-                        self.leave_flight(&key);
-                        return Ok(e);
-                    }
-                }
-                // Redis trouble: load ourselves rather than wait on it.
-                Err(_) => {}
-            }
-        }
-
-        let result = match tokio::time::timeout(MAX_LOAD_TIME, loader()).await {
-            Ok(r) => r,
-            Err(_) => Err(LoadError::new(format!(
-                "loader ran longer than {MAX_LOAD_TIME:?}"
-            ))),
-        };
-        let elapsed = started.elapsed();
-        metrics::histogram!(
-            "warmline_cache_load_duration_seconds",
-            "namespace" => ns.as_str(),
-            "result" => if result.is_ok() { "ok" } else { "error" }
-        )
-        .record(elapsed.as_secs_f64());
-
-        let now = now_ms();
-        let out = match result {
-            Ok(value) => {
-                let cacheable = value.is_some() || !policy.negative.is_zero();
-                let entry = Entry::new(
-                    value,
-                    policy,
-                    now,
-                    elapsed.as_millis().min(u32::MAX as u128) as u32,
-                );
-                // An invalidation while we loaded may have made our value
-                // stale already: hand it to the waiters but do not cache it.
-                if cacheable && core.generation(ns) == generation {
-                    self.store_loaded(&key, &entry);
-                }
-                Ok(entry)
-            }
-            Err(e) => {
-                core.stats(ns).load_error(ns);
-                tracing::warn!(error = %e, "cache load failed");
-                // Keep serving what we have, without retrying for a while.
-                if let Some(old) = self.inner.l1.get(&key)
-                    && old.value.is_some()
-                    && old.state(now) != State::Expired
-                {
-                    let until = now + policy.fail_safe_throttle.as_millis() as i64;
-                    self.inner.l1.insert(key.clone(), old.throttled(until));
-                }
-                Err(e)
-            }
-        };
-        if leased && let Some(l2) = core.l2.clone() {
-            let key = key.clone();
-            tokio::spawn(async move { l2.release_lease(ns, &key).await });
-        }
-        self.leave_flight(&key);
-        out
-    }
-
-    fn leave_flight(&self, key: &str) {
-        self.inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-
-    /// Another replica holds the lease: wait for its value to reach L2.
-    async fn wait_for_peer(&self, key: &str, within: Duration) -> Option<Entry<V>> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            tokio::time::sleep(LEASE_POLL).await;
-            if let Some(e) = self.l2_get(key).await
-                && e.state(now_ms()) == State::Fresh
-            {
-                return Some(e);
-            }
-        }
-        None
-    }
-
-    /// L1 now; L2 and the last-known-good copy in the background, so waiters
-    /// are not held up by Redis or the database.
-    fn store_loaded(&self, key: &str, entry: &Entry<V>) {
-        self.inner.l1.insert(key.to_owned(), entry.clone());
-        let Ok(json) = entry.to_json() else { return };
-        let (ns, core, key) = (self.inner.ns, self.inner.core.clone(), key.to_owned());
-        let persist = self.inner.policy.persist_last_good && entry.value.is_some();
-        let (version, ttl) = (
-            entry.version,
-            (entry.fail_safe_until - now_ms()).max(0) as u64,
-        );
-        tokio::spawn(async move {
-            if let Some(l2) = &core.l2 {
-                let _ = l2.set(ns, &key, &json, ttl).await;
-            }
-            if persist
-                && let Some(store) = &core.store
-                && let Err(e) = store.put_last_good(ns.as_str(), &key, &json, version).await
-            {
-                tracing::debug!(error = %e, "could not persist a last-known-good value");
-            }
-        });
-    }
-
-    async fn l2_get(&self, key: &str) -> Option<Entry<V>> {
+    pub(super) async fn l2_get(&self, key: &str) -> Option<Entry<V>> {
         let l2 = self.inner.core.l2.as_ref()?;
         let raw = l2.get(self.inner.ns, key).await.ok()??;
         match Entry::from_json(&raw) {

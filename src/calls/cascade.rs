@@ -6,9 +6,10 @@
 
 use chrono::Utc;
 
-use super::{CallSession, Calls, session_key};
-use crate::domain::{CallId, Provider, ToolCall};
-use crate::store::TenantRecord;
+use super::{CallSession, Calls};
+use crate::cache::keys;
+use crate::domain::{CallId, PhoneNumber, Provider, ToolCall};
+use crate::tenants::Tenant;
 use crate::writebehind::Job;
 
 /// How far back "the most recent active call from this number" may be.
@@ -22,11 +23,11 @@ pub const UNRESOLVED: &str = "call_unresolved";
 impl Calls {
     /// The session of the call a tool belongs to; `Err` is what the agent
     /// should say when no step finds it.
-    pub async fn resolve_session(&self, tc: &ToolCall) -> Result<CallSession, String> {
+    pub(super) async fn resolve_session(&self, tc: &ToolCall) -> Result<CallSession, String> {
         if let Some(call_id) = &tc.call_id
             && let Some(hit) = self
                 .sessions
-                .get_cached(&session_key(tc.provider, call_id))
+                .get_cached(&keys::session(tc.provider, call_id))
                 .await
             && let Some(session) = hit.value
         {
@@ -38,9 +39,9 @@ impl Calls {
         if let Some(call_id) = &tc.call_id
             && let Ok(Some(record)) = self.store.call(tc.provider, call_id).await
             && let Some(tenant_id) = &record.tenant_id
-            && let Some(tenant) = self.tenant_by_id(tenant_id).await
+            && let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await
         {
-            let caller = record.from_number.clone().or_else(|| tc.caller.clone());
+            let caller = record.details.caller.clone().or_else(|| tc.caller.clone());
             return Ok(self
                 .fallback_session(tc, tenant, caller, FROM_DATABASE, "session not cached")
                 .await);
@@ -51,7 +52,7 @@ impl Calls {
             let since = Utc::now().timestamp_millis() - RECENT_CALL_WINDOW_MS;
             if let Ok(Some(record)) = self.store.latest_active_call_from(caller, since).await
                 && let Some(tenant_id) = &record.tenant_id
-                && let Some(tenant) = self.tenant_by_id(tenant_id).await
+                && let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await
             {
                 let detail = format!("matched active call {}", record.call_id);
                 return Ok(self
@@ -85,15 +86,11 @@ impl Calls {
         Err("I'm sorry, I can't look that up right now.".into())
     }
 
-    async fn tenant_by_id(&self, id: &crate::domain::TenantId) -> Option<TenantRecord> {
-        self.store.tenant(id).await.ok().flatten()
-    }
-
     async fn fallback_session(
         &self,
         tc: &ToolCall,
-        tenant: TenantRecord,
-        caller: Option<crate::domain::PhoneNumber>,
+        tenant: Tenant,
+        caller: Option<PhoneNumber>,
         kind: &'static str,
         detail: &str,
     ) -> CallSession {
@@ -110,7 +107,7 @@ impl Calls {
         if let Some(call_id) = &tc.call_id {
             // The next tool of this call is a cache hit again.
             self.sessions
-                .set(&session_key(tc.provider, call_id), session.clone())
+                .set(&keys::session(tc.provider, call_id), session.clone())
                 .await;
         }
         session
@@ -122,7 +119,7 @@ impl Calls {
         provider: Provider,
         call_id: Option<CallId>,
         kind: &'static str,
-        tenant: Option<&TenantRecord>,
+        tenant: Option<&Tenant>,
         detail: Option<String>,
     ) {
         metrics::counter!("warmline_fallback_activations_total", "kind" => kind).increment(1);
@@ -134,7 +131,7 @@ impl Calls {
             kind: kind.to_owned(),
             detail,
             tenant_id: tenant.map(|t| t.id.clone()),
-            time_zone: tenant.map(|t| t.time_zone.clone()),
+            time_zone: tenant.map(|t| t.time_zone),
         };
         let wb = self.writebehind.clone();
         tokio::spawn(async move {

@@ -13,9 +13,10 @@ use chrono::{Duration as ChronoDuration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered};
+use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered, keys};
 use crate::domain::PhoneNumber;
-use crate::store::{Store, TenantRecord};
+use crate::store::Store;
+use crate::tenants::Tenant;
 use crate::upstreams::{Contact, MemoryContext, MemorySubject, Slot, TenantUpstreams, Upstreams};
 
 /// How many upcoming free slots the agent is told about.
@@ -37,7 +38,7 @@ pub struct ContactInfo {
 pub struct CallerContext {
     pub tenant_id: String,
     pub business_name: String,
-    pub time_zone: String,
+    pub time_zone: Tz,
     pub customer_name: Option<String>,
     pub crm_contact_id: Option<String>,
     pub returning_caller: bool,
@@ -55,16 +56,33 @@ pub struct CallerContext {
 impl CallerContext {
     /// The next free slots as the agent should say them, in the tenant's zone.
     pub fn slots_spoken(&self) -> Vec<String> {
-        let tz: Tz = self.time_zone.parse().unwrap_or(Tz::UTC);
         self.next_slots
             .iter()
             .map(|s| {
                 s.start
-                    .with_timezone(&tz)
+                    .with_timezone(&self.time_zone)
                     .format("%A %B %-d at %-I:%M %p")
                     .to_string()
             })
             .collect()
+    }
+
+    /// The context of a caller whose number is withheld: the business only.
+    pub fn anonymous(tenant: &Tenant) -> CallerContext {
+        CallerContext {
+            tenant_id: tenant.id.to_string(),
+            business_name: tenant.name.clone(),
+            time_zone: tenant.time_zone,
+            customer_name: None,
+            crm_contact_id: None,
+            returning_caller: false,
+            total_calls: 0,
+            last_call_at_ms: None,
+            memory_summary: None,
+            next_slots: Vec::new(),
+            missing: Vec::new(),
+            stale: Vec::new(),
+        }
     }
 }
 
@@ -77,10 +95,6 @@ pub struct ContextAssembler {
     upstreams: Arc<Upstreams>,
     store: Store,
     deadline: Duration,
-}
-
-fn caller_key(tenant: &TenantRecord, caller: &PhoneNumber) -> String {
-    format!("{}:{}", tenant.id, caller.as_str())
 }
 
 /// A part's value, and whether it was served stale.
@@ -128,8 +142,8 @@ impl ContextAssembler {
     /// The caller's context, from the `context` namespace when a complete
     /// one is cached, else assembled from its parts.
     #[tracing::instrument(name = "calls.assemble_context", skip_all, fields(tenant = %tenant.id, caller = %caller.masked()))]
-    pub async fn assemble(&self, tenant: &TenantRecord, caller: &PhoneNumber) -> CallerContext {
-        let key = caller_key(tenant, caller);
+    pub async fn assemble(&self, tenant: &Tenant, caller: &PhoneNumber) -> CallerContext {
+        let key = keys::caller(&tenant.id, caller);
         if let Some(l) = self.contexts.get_cached(&key).await
             && let Some(ctx) = l.value
             && l.outcome == Outcome::HitFresh
@@ -143,25 +157,7 @@ impl ContextAssembler {
         ctx
     }
 
-    /// The context of a caller whose number is withheld: the business only.
-    pub fn anonymous(&self, tenant: &TenantRecord) -> CallerContext {
-        CallerContext {
-            tenant_id: tenant.id.to_string(),
-            business_name: tenant.name.clone(),
-            time_zone: tenant.time_zone.clone(),
-            customer_name: None,
-            crm_contact_id: None,
-            returning_caller: false,
-            total_calls: 0,
-            last_call_at_ms: None,
-            memory_summary: None,
-            next_slots: Vec::new(),
-            missing: Vec::new(),
-            stale: Vec::new(),
-        }
-    }
-
-    async fn assemble_parts(&self, tenant: &TenantRecord, caller: &PhoneNumber) -> CallerContext {
+    async fn assemble_parts(&self, tenant: &Tenant, caller: &PhoneNumber) -> CallerContext {
         let up = match self.upstreams.for_tenant(tenant) {
             Ok(up) => up,
             Err(e) => {
@@ -174,7 +170,7 @@ impl ContextAssembler {
                 })
             }
         };
-        let key = caller_key(tenant, caller);
+        let key = keys::caller(&tenant.id, caller);
         let deadline = self.deadline;
 
         let contact = {
@@ -242,8 +238,7 @@ impl ContextAssembler {
                     age_ms: 0,
                 }));
             };
-            let tz_name = tenant.time_zone.clone();
-            let tz: Tz = tz_name.parse().unwrap_or(Tz::UTC);
+            let tz = tenant.time_zone;
             let today = Utc::now().with_timezone(&tz).date_naive();
             let slot_key = format!("{}:{}:next:{}", tenant.id, service.id, today);
             tokio::time::timeout(
@@ -252,7 +247,7 @@ impl ContextAssembler {
                     let from = Utc::now();
                     let to = from + ChronoDuration::days(SLOT_HORIZON_DAYS);
                     let mut slots = cal
-                        .free_slots(&service, from, to, &tz_name)
+                        .free_slots(&service, from, to, tz)
                         .await
                         .map_err(LoadError::new)?;
                     slots.truncate(NEXT_SLOTS);
@@ -309,7 +304,7 @@ impl ContextAssembler {
         CallerContext {
             tenant_id: tenant.id.to_string(),
             business_name: tenant.name.clone(),
-            time_zone: tenant.time_zone.clone(),
+            time_zone: tenant.time_zone,
             customer_name: crm.as_ref().and_then(Contact::display_name),
             crm_contact_id: crm.as_ref().map(|c| c.id.clone()),
             returning_caller: total_calls > 0 || crm.is_some(),

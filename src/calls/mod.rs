@@ -1,44 +1,71 @@
-//! Calls: resolving the tenant, assembling the caller's context, the
-//! mid-call tools and the fallback cascade, and handing call events to the
-//! write-behind. Knows nothing of which voice platform asked: webhooks call
-//! [`Calls`] with domain types.
+//! Calls: assembling the caller's context, the mid-call tools and the
+//! fallback cascade, and handing call events to the write-behind. Knows
+//! nothing of which voice platform asked: webhooks call [`Calls`] with
+//! domain types and render its answers in their platform's shape.
 
-pub mod cascade;
-pub mod context;
-pub mod services;
-pub mod session;
-pub mod tenants;
-pub mod tools;
-pub mod writeback;
+mod cascade;
+mod context;
+mod services;
+mod session;
+mod tools;
 
-pub use context::{CallerContext, ContextAssembler};
-pub use services::ServiceCatalog;
-pub use session::{CallSession, session_key};
-pub use tenants::TenantDirectory;
+/// What acknowledging a call event says: where it was made durable, and
+/// whether it had been seen before.
+pub use crate::writebehind::{Durability, Outcome};
+pub use cascade::{FROM_DATABASE, FROM_RECENT_CALLER, TENANT_DEFAULT, UNRESOLVED};
+pub use context::{CallerContext, ContactInfo};
+pub use session::CallSession;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::cache::{Cache, FlushScope, Namespace, Tiered};
+use crate::cache::{Cache, CacheError, Namespace, Tiered, keys};
 use crate::domain::{CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider};
-use crate::store::{Store, TenantRecord};
+use crate::store::Store;
+use crate::support::{Env, SettingsError};
+use crate::tenants::{Tenant, TenantDirectory};
 use crate::upstreams::{Slot, Upstreams};
-use crate::writebehind::{Durability, Job, Outcome, WriteBehind, WriteError};
+use crate::writebehind::{Job, WriteBehind, WriteError};
+use context::ContextAssembler;
+use services::ServiceCatalog;
+
+/// How the call service behaves.
+#[derive(Clone, Debug)]
+pub struct CallSettings {
+    /// `WARMLINE_INBOUND_DEADLINE_MS`: how long an inbound call's context may
+    /// take before missing parts are left out (they finish in the background
+    /// for the next caller).
+    pub inbound_deadline: Duration,
+}
+
+impl CallSettings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        Ok(CallSettings {
+            inbound_deadline: env.millis_or("WARMLINE_INBOUND_DEADLINE_MS", 1_500)?,
+        })
+    }
+}
 
 /// The answer to an inbound call.
 pub enum Inbound {
     /// No tenant has the called number: the platform's default agent should
     /// take the call.
     UnknownTenant,
-    Context(Box<CallerContext>),
+    Context {
+        context: Box<CallerContext>,
+        /// The tenant answering (its Vapi assistant, its name).
+        tenant: Box<Tenant>,
+    },
 }
 
+/// The call service: what the webhooks may ask of warmline.
 #[derive(Clone)]
 pub struct Calls {
-    pub tenants: TenantDirectory,
-    pub services: ServiceCatalog,
-    pub context: ContextAssembler,
+    tenants: TenantDirectory,
+    services: ServiceCatalog,
+    context: ContextAssembler,
     sessions: Tiered<CallSession>,
     slots: Tiered<Vec<Slot>>,
     upstreams: Arc<Upstreams>,
@@ -51,19 +78,20 @@ impl Calls {
     pub fn new(
         cache: &Cache,
         store: Store,
+        tenants: TenantDirectory,
         upstreams: Arc<Upstreams>,
         writebehind: WriteBehind,
-        inbound_deadline: std::time::Duration,
+        settings: &CallSettings,
     ) -> Self {
         Calls {
-            tenants: TenantDirectory::new(cache, store.clone()),
-            services: ServiceCatalog::new(cache, store.clone(), upstreams.clone()),
+            services: ServiceCatalog::new(cache, tenants.clone(), upstreams.clone()),
             context: ContextAssembler::new(
                 cache,
                 upstreams.clone(),
                 store.clone(),
-                inbound_deadline,
+                settings.inbound_deadline,
             ),
+            tenants,
             sessions: cache.namespace(Namespace::Call),
             slots: cache.namespace(Namespace::Slots),
             upstreams,
@@ -73,10 +101,15 @@ impl Calls {
         }
     }
 
+    /// The tenant answering `called`, from memory.
+    pub async fn tenant(&self, called: &PhoneNumber) -> Result<Option<Tenant>, CacheError> {
+        self.tenants.resolve(called).await
+    }
+
     /// Context for an inbound call. With the call's id (Vapi, ElevenLabs
     /// know it already) the session is cached for the call's tools.
     #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %call.provider, called = %call.called.masked()))]
-    pub async fn inbound(&self, call: InboundCall) -> Result<Inbound, crate::cache::CacheError> {
+    pub async fn inbound(&self, call: InboundCall) -> Result<Inbound, CacheError> {
         let InboundCall {
             provider,
             called,
@@ -95,23 +128,26 @@ impl Calls {
             .await;
         if let Some(id) = &call_id {
             self.sessions
-                .set(&session_key(provider, id), session.clone())
+                .set(&keys::session(provider, id), session.clone())
                 .await;
         }
-        Ok(Inbound::Context(Box::new(session.context)))
+        Ok(Inbound::Context {
+            context: Box::new(session.context),
+            tenant: Box::new(session.tenant),
+        })
     }
 
     /// A session with the caller's context (from cache where possible).
-    pub(crate) async fn new_session(
+    async fn new_session(
         &self,
         provider: Provider,
         call_id: Option<CallId>,
-        tenant: TenantRecord,
+        tenant: Tenant,
         caller: Option<PhoneNumber>,
     ) -> CallSession {
         let context = match &caller {
             Some(c) => self.context.assemble(&tenant, c).await,
-            None => self.context.anonymous(&tenant),
+            None => CallerContext::anonymous(&tenant),
         };
         CallSession {
             provider,
@@ -126,7 +162,7 @@ impl Calls {
     /// caches the call's session; an end invalidates what the call changed.
     #[tracing::instrument(name = "calls.event", skip_all, fields(provider = %event.provider, event = %event.event))]
     pub async fn call_event(&self, event: CallEvent) -> Result<(Durability, Outcome), WriteError> {
-        let tenant = match &event.called {
+        let tenant = match &event.details.called {
             Some(called) => self.tenants.resolve(called).await.ok().flatten(),
             None => None,
         };
@@ -136,10 +172,10 @@ impl Calls {
             // The session is built beside the acknowledgement, not before it:
             // the platform waits for neither the context nor the upstreams.
             let (calls, tenant, provider) = (self.clone(), t.clone(), event.provider);
-            let (call_id, caller) = (event.call_id.clone(), event.caller.clone());
+            let (call_id, caller) = (event.call_id.clone(), event.details.caller.clone());
             tokio::spawn(
                 async move {
-                    let key = session_key(provider, &call_id);
+                    let key = keys::session(provider, &call_id);
                     if calls.sessions.get_cached(&key).await.is_none() {
                         let session = calls
                             .new_session(provider, Some(call_id), tenant, caller)
@@ -151,11 +187,11 @@ impl Calls {
             );
         }
         let ended = event.phase != CallPhase::Started;
-        let caller = event.caller.clone();
+        let caller = event.details.caller.clone();
         let job = Job::CallEvent {
             event: Box::new(event),
             tenant_id: tenant.as_ref().map(|t| t.id.clone()),
-            time_zone: tenant.as_ref().map(|t| t.time_zone.clone()),
+            time_zone: tenant.as_ref().map(|t| t.time_zone),
         };
         let result = self.writebehind.submit(job).await?;
         if ended
@@ -163,22 +199,8 @@ impl Calls {
             && let (Some(t), Some(c)) = (&tenant, &caller)
         {
             // The caller's statistics changed: drop them everywhere.
-            self.invalidate_caller(t, c).await;
+            self.cache.invalidate_caller(&t.id, c).await;
         }
         Ok(result)
-    }
-
-    /// Drops the caller's contact, memory and assembled context from every
-    /// tier and replica.
-    pub async fn invalidate_caller(&self, tenant: &TenantRecord, caller: &PhoneNumber) {
-        let key = format!("{}:{}", tenant.id, caller.as_str());
-        for ns in [Namespace::Contact, Namespace::Memory, Namespace::Context] {
-            self.cache
-                .flush(&FlushScope::Key {
-                    ns,
-                    key: key.clone(),
-                })
-                .await;
-        }
     }
 }

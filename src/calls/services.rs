@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cache::{Cache, CacheError, LoadError, Namespace, Tiered};
-use crate::store::{Store, TenantRecord};
+use crate::tenants::{Tenant, TenantDirectory};
 use crate::upstreams::{Service, Upstreams};
 
 #[derive(Clone)]
@@ -13,23 +13,22 @@ pub struct ServiceCatalog {
     upstreams: Arc<Upstreams>,
 }
 
-fn key(tenant: &TenantRecord) -> String {
+fn key(tenant: &Tenant) -> String {
     format!("{}:all", tenant.id)
 }
 
 impl ServiceCatalog {
-    pub fn new(cache: &Cache, store: Store, upstreams: Arc<Upstreams>) -> Self {
+    pub fn new(cache: &Cache, tenants: TenantDirectory, upstreams: Arc<Upstreams>) -> Self {
         let catalog = ServiceCatalog {
             cache: cache.namespace(Namespace::Services),
             upstreams,
         };
         let warm = catalog.clone();
         cache.register_warmer(Namespace::Services, move || {
-            let (warm, store) = (warm.clone(), store.clone());
+            let (warm, tenants) = (warm.clone(), tenants.clone());
             async move {
-                let tenants = store.list_tenants().await?;
                 let mut n = 0;
-                for t in &tenants {
+                for t in &tenants.list().await? {
                     if let Ok(built) = warm.upstreams.for_tenant(t) {
                         warm.cache.set(&key(t), built.services.clone()).await;
                         n += 1;
@@ -41,7 +40,7 @@ impl ServiceCatalog {
         catalog
     }
 
-    pub async fn services(&self, tenant: &TenantRecord) -> Result<Arc<Vec<Service>>, CacheError> {
+    pub async fn services(&self, tenant: &Tenant) -> Result<Arc<Vec<Service>>, CacheError> {
         let upstreams = self.upstreams.clone();
         let t = tenant.clone();
         let lookup = self

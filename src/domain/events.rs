@@ -16,21 +16,6 @@ pub struct InboundCall {
     pub call_id: Option<CallId>,
 }
 
-/// A mid-call tool invocation.
-#[derive(Debug, Clone)]
-pub struct ToolCall {
-    pub provider: Provider,
-    /// The platform's id for this invocation (Vapi's `toolCallId`).
-    pub invocation_id: Option<String>,
-    pub name: String,
-    pub args: serde_json::Value,
-    /// What the payload says about the call; any part may be missing (Retell
-    /// can call a tool before `call_started`, `args_at_root` carries none).
-    pub call_id: Option<CallId>,
-    pub caller: Option<PhoneNumber>,
-    pub called: Option<PhoneNumber>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallPhase {
@@ -47,15 +32,11 @@ pub struct TranscriptLine {
     pub content: String,
 }
 
-/// A call's life-cycle event, as acknowledged to the platform and then
-/// written behind. Serialisable: it is what the spill journal stores.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CallEvent {
-    pub provider: Provider,
-    pub call_id: CallId,
-    pub phase: CallPhase,
-    /// The provider's event name, for the idempotency key and the log.
-    pub event: String,
+/// What is known about a call: the part of a call event that the call log
+/// keeps. One definition for the event (what a platform said) and the
+/// stored record (what all its events said, merged); `None` means "not said".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallDetails {
     pub caller: Option<PhoneNumber>,
     pub called: Option<PhoneNumber>,
     pub direction: Option<String>,
@@ -64,13 +45,27 @@ pub struct CallEvent {
     pub duration_ms: Option<i64>,
     pub disconnection_reason: Option<String>,
     pub transcript: Option<String>,
-    #[serde(default)]
-    pub messages: Vec<TranscriptLine>,
     pub summary: Option<String>,
     pub successful: Option<bool>,
     pub sentiment: Option<String>,
     pub analysis: Option<serde_json::Value>,
     pub trace_id: Option<String>,
+}
+
+/// A call's life-cycle event, as acknowledged to the platform and then
+/// written behind. Serialisable: it is what the spill journal stores (the
+/// details are flattened, so a journal line reads as one object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEvent {
+    pub provider: Provider,
+    pub call_id: CallId,
+    pub phase: CallPhase,
+    /// The provider's event name, for the idempotency key and the log.
+    pub event: String,
+    #[serde(flatten)]
+    pub details: CallDetails,
+    #[serde(default)]
+    pub messages: Vec<TranscriptLine>,
 }
 
 impl CallEvent {
@@ -80,20 +75,8 @@ impl CallEvent {
             call_id,
             phase,
             event: event.to_owned(),
-            caller: None,
-            called: None,
-            direction: None,
-            started_at_ms: None,
-            ended_at_ms: None,
-            duration_ms: None,
-            disconnection_reason: None,
-            transcript: None,
+            details: CallDetails::default(),
             messages: Vec::new(),
-            summary: None,
-            successful: None,
-            sentiment: None,
-            analysis: None,
-            trace_id: None,
         }
     }
 

@@ -8,8 +8,22 @@
 //! `/_sim/`, which also reports call counts and the requests received so
 //! tests can count and inspect upstream calls.
 
+mod control;
 mod data;
-mod routes;
+
+// The simulated SaaS APIs, one file each as in `src/upstreams/`, plus what
+// they share. A rejection there is the response itself, carried in `Err` so
+// checks can use `?`; its size does not matter off warmline's hot path.
+#[allow(clippy::result_large_err)]
+mod calcom;
+#[allow(clippy::result_large_err)]
+mod common;
+#[allow(clippy::result_large_err)]
+mod ghl;
+#[allow(clippy::result_large_err)]
+mod mem0;
+#[allow(clippy::result_large_err)]
+mod zep;
 
 pub use data::{DEMO_CALLERS, SimData, demo_tenant_config};
 
@@ -19,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, get, post, put, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde::{Deserialize, Serialize};
 
 /// Every endpoint the simulator serves, as named in knobs and call counts.
@@ -368,12 +382,11 @@ impl Simulator {
             App::new()
                 .app_data(data.clone())
                 .app_data(web::PayloadConfig::default().limit(1024 * 1024))
-                .configure(routes::configure)
-                .service(control_calls)
-                .service(control_requests)
-                .service(control_knobs)
-                .service(control_set_knob)
-                .service(control_reset)
+                .configure(ghl::configure)
+                .configure(zep::configure)
+                .configure(mem0::configure)
+                .configure(calcom::configure)
+                .configure(control::configure)
         })
         .workers(2)
         .disable_signals()
@@ -397,62 +410,6 @@ impl Simulator {
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
-}
-
-#[get("/_sim/calls")]
-async fn control_calls(state: web::Data<SimState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "calls": state.all_calls() }))
-}
-
-#[derive(Deserialize)]
-struct RequestsQuery {
-    endpoint: Option<String>,
-}
-
-#[get("/_sim/requests")]
-async fn control_requests(
-    state: web::Data<SimState>,
-    q: web::Query<RequestsQuery>,
-) -> HttpResponse {
-    HttpResponse::Ok()
-        .json(serde_json::json!({ "requests": state.requests(q.endpoint.as_deref()) }))
-}
-
-#[get("/_sim/knobs")]
-async fn control_knobs(state: web::Data<SimState>) -> HttpResponse {
-    let knobs = state
-        .knobs
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    HttpResponse::Ok().json(serde_json::json!({ "knobs": knobs, "endpoints": endpoints::ALL }))
-}
-
-#[put("/_sim/knobs/{endpoint}")]
-async fn control_set_knob(
-    state: web::Data<SimState>,
-    endpoint: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let knob: Knob = match serde_json::from_slice(&body) {
-        Ok(k) => k,
-        Err(e) => {
-            return HttpResponse::BadRequest()
-                .json(serde_json::json!({ "error": format!("invalid knob: {e}") }));
-        }
-    };
-    match state.set_knob(&endpoint, knob.clone()) {
-        Ok(()) => {
-            HttpResponse::Ok().json(serde_json::json!({ "endpoint": *endpoint, "knob": knob }))
-        }
-        Err(e) => HttpResponse::BadRequest().json(serde_json::json!({ "error": e })),
-    }
-}
-
-#[post("/_sim/reset")]
-async fn control_reset(state: web::Data<SimState>) -> HttpResponse {
-    state.reset();
-    HttpResponse::Ok().json(serde_json::json!({ "reset": true }))
 }
 
 /// Parses `ENDPOINT=latency_ms:200,jitter_ms:20,error_rate:0.1,down` as given

@@ -6,7 +6,8 @@ use sqlx::any::AnyRow;
 use super::{Conn, Result, Store, StoreError, now_ms};
 use crate::domain::{CallId, PhoneNumber, Provider, TenantId};
 
-#[derive(Debug, Clone)]
+/// Serialisable: the write-behind carries it in its journal.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewAppointment {
     /// The calendar's own id: booking the same appointment twice is a no-op.
     pub id: String,

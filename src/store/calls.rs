@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Conn, Result, Store, StoreError, now_ms};
-use crate::domain::{CallId, PhoneNumber, Provider, TenantId};
+use crate::domain::{CallDetails, CallId, PhoneNumber, Provider, TenantId};
 
 /// Where a call is in its life. Events can arrive out of order (Retell sends
 /// them "in order but not blocking"), so the stored status only moves forward.
@@ -74,48 +74,26 @@ fn rank_sql(column: &str) -> String {
     format!("(CASE {column}{arms} ELSE 0 END)")
 }
 
-/// What one event says about a call; `None` keeps what is stored.
+/// What one event says about a call; `None` in its details keeps what is
+/// stored.
 #[derive(Debug, Clone)]
 pub struct CallUpdate {
     pub provider: Provider,
     pub call_id: CallId,
     pub status: CallStatus,
     pub tenant_id: Option<TenantId>,
-    pub from_number: Option<PhoneNumber>,
-    pub to_number: Option<PhoneNumber>,
-    pub direction: Option<String>,
-    pub started_at_ms: Option<i64>,
-    pub ended_at_ms: Option<i64>,
-    pub duration_ms: Option<i64>,
-    pub disconnection_reason: Option<String>,
-    pub transcript: Option<String>,
-    pub summary: Option<String>,
-    pub successful: Option<bool>,
-    pub sentiment: Option<String>,
-    pub analysis: Option<serde_json::Value>,
-    pub trace_id: Option<String>,
+    pub details: CallDetails,
 }
 
 impl CallUpdate {
+    /// An update that says nothing but the status.
     pub fn new(provider: Provider, call_id: CallId, status: CallStatus) -> Self {
         CallUpdate {
             provider,
             call_id,
             status,
             tenant_id: None,
-            from_number: None,
-            to_number: None,
-            direction: None,
-            started_at_ms: None,
-            ended_at_ms: None,
-            duration_ms: None,
-            disconnection_reason: None,
-            transcript: None,
-            summary: None,
-            successful: None,
-            sentiment: None,
-            analysis: None,
-            trace_id: None,
+            details: CallDetails::default(),
         }
     }
 }
@@ -129,25 +107,15 @@ pub struct CallUpsert {
     pub newly_ended: bool,
 }
 
+/// A call as the log keeps it: every event's details merged.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CallRecord {
     pub provider: Provider,
     pub call_id: CallId,
     pub tenant_id: Option<TenantId>,
-    pub from_number: Option<PhoneNumber>,
-    pub to_number: Option<PhoneNumber>,
-    pub direction: Option<String>,
     pub status: CallStatus,
-    pub started_at_ms: Option<i64>,
-    pub ended_at_ms: Option<i64>,
-    pub duration_ms: Option<i64>,
-    pub disconnection_reason: Option<String>,
-    pub transcript: Option<String>,
-    pub summary: Option<String>,
-    pub successful: Option<bool>,
-    pub sentiment: Option<String>,
-    pub analysis: Option<serde_json::Value>,
-    pub trace_id: Option<String>,
+    #[serde(flatten)]
+    pub details: CallDetails,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -196,24 +164,28 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
         tenant_id: tenant
             .map(|t| TenantId::parse(&t).map_err(|e| StoreError::corrupt("tenant id", e)))
             .transpose()?,
-        from_number: opt_phone(row, "from_number")?,
-        to_number: opt_phone(row, "to_number")?,
-        direction: row.try_get("direction")?,
         status: status
             .parse()
             .map_err(|e: String| StoreError::corrupt("call status", e))?,
-        started_at_ms: row.try_get("started_at_ms")?,
-        ended_at_ms: row.try_get("ended_at_ms")?,
-        duration_ms: row.try_get("duration_ms")?,
-        disconnection_reason: row.try_get("disconnection_reason")?,
-        transcript: row.try_get("transcript")?,
-        summary: row.try_get("summary")?,
-        successful: row.try_get::<Option<i64>, _>("successful")?.map(|v| v != 0),
-        sentiment: row.try_get("sentiment")?,
-        analysis: analysis
-            .map(|a| serde_json::from_str(&a).map_err(|e| StoreError::corrupt("call analysis", e)))
-            .transpose()?,
-        trace_id: row.try_get("trace_id")?,
+        details: CallDetails {
+            caller: opt_phone(row, "from_number")?,
+            called: opt_phone(row, "to_number")?,
+            direction: row.try_get("direction")?,
+            started_at_ms: row.try_get("started_at_ms")?,
+            ended_at_ms: row.try_get("ended_at_ms")?,
+            duration_ms: row.try_get("duration_ms")?,
+            disconnection_reason: row.try_get("disconnection_reason")?,
+            transcript: row.try_get("transcript")?,
+            summary: row.try_get("summary")?,
+            successful: row.try_get::<Option<i64>, _>("successful")?.map(|v| v != 0),
+            sentiment: row.try_get("sentiment")?,
+            analysis: analysis
+                .map(|a| {
+                    serde_json::from_str(&a).map_err(|e| StoreError::corrupt("call analysis", e))
+                })
+                .transpose()?,
+            trace_id: row.try_get("trace_id")?,
+        },
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
     })
@@ -227,7 +199,7 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
 /// and a conditional update of the end time that exactly one writer can win.
 pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
     let now = now_ms();
-    let analysis = u.analysis.as_ref().map(|a| a.to_string());
+    let analysis = u.details.analysis.as_ref().map(|a| a.to_string());
     let inserted = sqlx::query(
         "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
             started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
@@ -238,20 +210,20 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
     .bind(u.provider.as_str())
     .bind(u.call_id.as_str())
     .bind(u.tenant_id.as_ref().map(TenantId::as_str))
-    .bind(u.from_number.as_ref().map(PhoneNumber::as_str))
-    .bind(u.to_number.as_ref().map(PhoneNumber::as_str))
-    .bind(u.direction.as_deref())
+    .bind(u.details.caller.as_ref().map(PhoneNumber::as_str))
+    .bind(u.details.called.as_ref().map(PhoneNumber::as_str))
+    .bind(u.details.direction.as_deref())
     .bind(u.status.as_str())
-    .bind(u.started_at_ms)
-    .bind(u.ended_at_ms)
-    .bind(u.duration_ms)
-    .bind(u.disconnection_reason.as_deref())
-    .bind(u.transcript.as_deref())
-    .bind(u.summary.as_deref())
-    .bind(u.successful.map(i64::from))
-    .bind(u.sentiment.as_deref())
+    .bind(u.details.started_at_ms)
+    .bind(u.details.ended_at_ms)
+    .bind(u.details.duration_ms)
+    .bind(u.details.disconnection_reason.as_deref())
+    .bind(u.details.transcript.as_deref())
+    .bind(u.details.summary.as_deref())
+    .bind(u.details.successful.map(i64::from))
+    .bind(u.details.sentiment.as_deref())
     .bind(analysis.as_deref())
-    .bind(u.trace_id.as_deref())
+    .bind(u.details.trace_id.as_deref())
     .bind(now)
     .execute(&mut *conn)
     .await?
@@ -260,7 +232,7 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
     if inserted {
         return Ok(CallUpsert {
             created: true,
-            newly_ended: u.ended_at_ms.is_some(),
+            newly_ended: u.details.ended_at_ms.is_some(),
         });
     }
 
@@ -289,24 +261,24 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
         .bind(u.provider.as_str())
         .bind(u.call_id.as_str())
         .bind(u.tenant_id.as_ref().map(TenantId::as_str))
-        .bind(u.from_number.as_ref().map(PhoneNumber::as_str))
-        .bind(u.to_number.as_ref().map(PhoneNumber::as_str))
-        .bind(u.direction.as_deref())
+        .bind(u.details.caller.as_ref().map(PhoneNumber::as_str))
+        .bind(u.details.called.as_ref().map(PhoneNumber::as_str))
+        .bind(u.details.direction.as_deref())
         .bind(u.status.as_str())
-        .bind(u.started_at_ms)
-        .bind(u.duration_ms)
-        .bind(u.disconnection_reason.as_deref())
-        .bind(u.transcript.as_deref())
-        .bind(u.summary.as_deref())
-        .bind(u.successful.map(i64::from))
-        .bind(u.sentiment.as_deref())
+        .bind(u.details.started_at_ms)
+        .bind(u.details.duration_ms)
+        .bind(u.details.disconnection_reason.as_deref())
+        .bind(u.details.transcript.as_deref())
+        .bind(u.details.summary.as_deref())
+        .bind(u.details.successful.map(i64::from))
+        .bind(u.details.sentiment.as_deref())
         .bind(analysis.as_deref())
-        .bind(u.trace_id.as_deref())
+        .bind(u.details.trace_id.as_deref())
         .bind(now)
         .execute(&mut *conn)
         .await?;
 
-    let newly_ended = match u.ended_at_ms {
+    let newly_ended = match u.details.ended_at_ms {
         Some(ended) => {
             sqlx::query(
                 "UPDATE calls SET ended_at_ms = $3

@@ -17,8 +17,10 @@ mod calls;
 mod contacts;
 mod daily_metrics;
 mod last_good;
-mod outbox;
+mod ledger;
+mod settings;
 mod tenants;
+mod writeback_queue;
 
 pub use appointments::{AppointmentRecord, NewAppointment};
 pub use audit::{AuditEntry, NewAuditEntry};
@@ -26,8 +28,9 @@ pub use calls::{CallFallback, CallFilter, CallRecord, CallStatus, CallUpdate, Ca
 pub use contacts::{ContactRecord, ContactUpdate};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;
-pub use outbox::{NewOutboxItem, OutboxItem};
-pub use tenants::{NewTenant, TenantRecord};
+pub use settings::{DEFAULT_DATABASE_URL, DatabaseSettings};
+pub use tenants::{NewTenant, TenantRow};
+pub use writeback_queue::QueuedWriteBack;
 
 /// The `*_in` functions take a connection or transaction, so the write-behind
 /// can apply many changes in one transaction (group commit).
@@ -36,7 +39,8 @@ pub mod tx {
     pub use super::calls::{add_call_fallback_in, upsert_call_in};
     pub use super::contacts::{record_contact_call_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
-    pub use super::outbox::{enqueue_in, mark_done_in, record_applied_in};
+    pub use super::ledger::record_applied_in;
+    pub use super::writeback_queue::enqueue_writeback_in;
 }
 
 use std::str::FromStr;
@@ -46,7 +50,6 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
-use crate::settings::DatabaseSettings;
 use secrecy::ExposeSecret;
 
 /// Which database is behind the pool.
@@ -229,10 +232,7 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch, the one timestamp format in the schema.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+use crate::support::now_ms;
 
 pub(crate) fn bool_to_i64(b: bool) -> i64 {
     i64::from(b)

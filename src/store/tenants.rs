@@ -6,24 +6,40 @@ use sqlx::any::AnyRow;
 use super::{Result, Store, StoreError, bool_to_i64, now_ms};
 use crate::domain::{PhoneNumber, TenantId};
 
-#[derive(Debug, Clone)]
+/// A tenant to create or replace. Its meaning (a typed time zone and
+/// configuration) is `tenants/`' business; the store keeps the text.
 pub struct NewTenant {
     pub id: TenantId,
     pub phone_number: PhoneNumber,
     pub name: String,
+    /// An IANA name.
     pub time_zone: String,
-    /// Adapters, their ids and credentials, services: owned by `upstreams/`.
-    pub config: serde_json::Value,
+    /// The tenant's configuration as JSON text (it holds credentials: never
+    /// logged).
+    pub config: String,
     pub is_demo: bool,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TenantRecord {
+/// Shows everything but the configuration, which holds credentials.
+impl std::fmt::Debug for NewTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTenant")
+            .field("id", &self.id)
+            .field("phone_number", &self.phone_number)
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("is_demo", &self.is_demo)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant as stored; `tenants::Tenant::from_row` types it.
+pub struct TenantRow {
     pub id: TenantId,
     pub phone_number: PhoneNumber,
     pub name: String,
     pub time_zone: String,
-    pub config: serde_json::Value,
+    pub config: String,
     pub is_demo: bool,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -32,18 +48,16 @@ pub struct TenantRecord {
 const COLUMNS: &str =
     "id, phone_number, name, time_zone, config, is_demo, created_at_ms, updated_at_ms";
 
-fn from_row(row: &AnyRow) -> Result<TenantRecord> {
+fn from_row(row: &AnyRow) -> Result<TenantRow> {
     let id: String = row.try_get("id")?;
     let phone: String = row.try_get("phone_number")?;
-    let config: String = row.try_get("config")?;
-    Ok(TenantRecord {
+    Ok(TenantRow {
         id: TenantId::parse(&id).map_err(|e| StoreError::corrupt("tenant id", e))?,
         phone_number: PhoneNumber::parse(&phone)
             .map_err(|e| StoreError::corrupt("tenant phone number", e))?,
         name: row.try_get("name")?,
+        config: row.try_get("config")?,
         time_zone: row.try_get("time_zone")?,
-        config: serde_json::from_str(&config)
-            .map_err(|e| StoreError::corrupt("tenant config", e))?,
         is_demo: row.try_get::<i64, _>("is_demo")? != 0,
         created_at_ms: row.try_get("created_at_ms")?,
         updated_at_ms: row.try_get("updated_at_ms")?,
@@ -66,7 +80,7 @@ impl Store {
         .bind(t.phone_number.as_str())
         .bind(&t.name)
         .bind(&t.time_zone)
-        .bind(t.config.to_string())
+        .bind(&t.config)
         .bind(bool_to_i64(t.is_demo))
         .bind(now)
         .execute(self.pool())
@@ -74,14 +88,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+    pub async fn list_tenants(&self) -> Result<Vec<TenantRow>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY id"))
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRecord>> {
+    pub async fn tenant(&self, id: &TenantId) -> Result<Option<TenantRow>> {
         sqlx::query(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(self.pool())
@@ -91,7 +105,7 @@ impl Store {
             .transpose()
     }
 
-    pub async fn tenant_by_number(&self, number: &PhoneNumber) -> Result<Option<TenantRecord>> {
+    pub async fn tenant_by_number(&self, number: &PhoneNumber) -> Result<Option<TenantRow>> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM tenants WHERE phone_number = $1"
         ))

@@ -1,4 +1,5 @@
-//! Prometheus metrics: the process-wide recorder and the `/metrics` route.
+//! Prometheus metrics: the process-wide recorder and its rendering (the
+//! `/metrics` route itself is the HTTP layer's).
 //!
 //! Every metric is described here (name, unit, help), so the exposition
 //! passes `promtool check metrics` and this file is the one list of what
@@ -7,12 +8,8 @@
 
 use std::sync::OnceLock;
 
-use actix_web::{HttpResponse, get, web};
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::cache::Namespace;
-use crate::startup::AppState;
 
 /// Histogram buckets from 100 µs to 10 s: an L1 hit and a 6 s memory timeout
 /// both land in a bucket of their own.
@@ -224,58 +221,10 @@ fn describe() {
     );
 }
 
-/// How long a scrape may wait on the database or Redis for its gauges.
-const PROBE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Gauges read at scrape time: health of the database and Redis, the pool,
-/// the write-behind backlog, the upstream breakers.
-async fn refresh_gauges(state: &AppState) {
-    let db_up = state.store.ping(PROBE).await.is_ok();
-    metrics::gauge!("warmline_db_up").set(if db_up { 1.0 } else { 0.0 });
-    let pool = state.store.pool();
-    let (size, idle) = (pool.size() as f64, pool.num_idle() as f64);
-    metrics::gauge!("warmline_db_pool_connections", "state" => "idle").set(idle);
-    metrics::gauge!("warmline_db_pool_connections", "state" => "in_use")
-        .set((size - idle).max(0.0));
-    if let Some(redis) = &state.redis {
-        let up = redis.ping(PROBE).await == crate::cache::RedisHealth::Ok;
-        metrics::gauge!("warmline_redis_up").set(if up { 1.0 } else { 0.0 });
-    }
-    if db_up
-        && let Ok(Ok((depth, oldest))) =
-            tokio::time::timeout(PROBE, state.store.outbox_backlog()).await
-    {
-        metrics::gauge!("warmline_writeback_backlog").set(depth as f64);
-        let age = oldest.map_or(0.0, |o| {
-            ((crate::store::now_ms() - o).max(0) as f64) / 1000.0
-        });
-        metrics::gauge!("warmline_writebehind_oldest_pending_seconds").set(age);
-    }
-    metrics::gauge!("warmline_writebehind_spill_depth").set(state.writebehind.spilled() as f64);
-    for up in state.upstreams.status() {
-        metrics::gauge!("warmline_upstream_breaker_state", "upstream" => up.upstream)
-            .set(up.breaker.gauge_value());
-    }
-}
-
-#[get("/metrics")]
-async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
+/// The exposition text of every metric, after the recorder's upkeep.
+pub fn render() -> String {
     let handle = install();
-    refresh_gauges(&state).await;
     metrics::gauge!("warmline_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    let stats = state.cache.stats();
-    for ns in Namespace::ALL {
-        if let Some(s) = stats.namespaces.get(ns.as_str()) {
-            metrics::gauge!("warmline_cache_entries", "namespace" => ns.as_str())
-                .set(s.entries as f64);
-        }
-    }
     handle.run_upkeep();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(handle.render())
-}
-
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(metrics_route);
+    handle.render()
 }

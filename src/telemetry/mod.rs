@@ -8,6 +8,9 @@
 
 pub mod http;
 pub mod metrics;
+mod settings;
+
+pub use settings::{LogFormat, TelemetrySettings};
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
@@ -16,8 +19,6 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-use crate::settings::{LogFormat, Settings};
 
 /// Keeps the tracer provider; [`Telemetry::shutdown`] flushes pending spans.
 pub struct Telemetry {
@@ -35,20 +36,18 @@ impl Telemetry {
 }
 
 fn provider<E: SpanExporter + 'static>(
-    settings: &Settings,
+    settings: &TelemetrySettings,
     exporter: Option<E>,
     simple: bool,
 ) -> SdkTracerProvider {
     let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(settings.telemetry.service_name.clone())
+        .with_service_name(settings.service_name.clone())
         .with_attribute(opentelemetry::KeyValue::new(
             "service.version",
             env!("CARGO_PKG_VERSION"),
         ))
         .build();
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-        settings.telemetry.sample_ratio,
-    )));
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio)));
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(sampler);
@@ -64,8 +63,8 @@ fn provider<E: SpanExporter + 'static>(
 
 /// Installs the global subscriber (logs + traces) and the W3C propagator.
 /// Safe to call more than once: later calls keep the first subscriber.
-pub fn init(settings: &Settings) -> Telemetry {
-    let exporter = settings.telemetry.otlp_endpoint.as_ref().and_then(|_| {
+pub fn init(settings: &TelemetrySettings) -> Telemetry {
+    let exporter = settings.otlp_endpoint.as_ref().and_then(|_| {
         // The endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, which the
         // exporter reads itself and completes with /v1/traces.
         match opentelemetry_otlp::SpanExporter::builder()
@@ -86,7 +85,7 @@ pub fn init(settings: &Settings) -> Telemetry {
 /// Like [`init`] with an exporter of the caller's (tests use an in-memory
 /// one), exported synchronously; `logs` turns the log output on.
 pub fn init_with_exporter<E: SpanExporter + 'static>(
-    settings: &Settings,
+    settings: &TelemetrySettings,
     exporter: E,
     logs: bool,
 ) -> Telemetry {
@@ -94,7 +93,7 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
 }
 
 fn install<E: SpanExporter + 'static>(
-    settings: &Settings,
+    settings: &TelemetrySettings,
     exporter: Option<E>,
     simple: bool,
     logs: bool,

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,11 +20,11 @@ pub const BOOKINGS_VERSION: &str = "2026-02-25";
 pub struct CalcomCalendar {
     client: Arc<UpstreamClient>,
     base: Url,
-    token: String,
+    token: SecretString,
 }
 
 impl CalcomCalendar {
-    pub fn new(client: Arc<UpstreamClient>, base: Url, token: String) -> Self {
+    pub fn new(client: Arc<UpstreamClient>, base: Url, token: SecretString) -> Self {
         CalcomCalendar {
             client,
             base,
@@ -35,9 +37,12 @@ impl CalcomCalendar {
     }
 
     fn auth(&self, call: Call, version: &str) -> Call {
-        call.header("authorization", format!("Bearer {}", self.token))
-            .header("cal-api-version", version)
-            .header("accept", "application/json")
+        call.header(
+            "authorization",
+            format!("Bearer {}", self.token.expose_secret()),
+        )
+        .header("cal-api-version", version)
+        .header("accept", "application/json")
     }
 
     fn event_type_id(service: &Service) -> UpstreamResult<i64> {
@@ -84,14 +89,14 @@ impl Calendar for CalcomCalendar {
         service: &Service,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        time_zone: &str,
+        time_zone: Tz,
     ) -> UpstreamResult<Vec<Slot>> {
         let mut url = self.url("/slots");
         url.query_pairs_mut()
             .append_pair("eventTypeId", &Self::event_type_id(service)?.to_string())
             .append_pair("start", &from.to_rfc3339_opts(SecondsFormat::Secs, true))
             .append_pair("end", &to.to_rfc3339_opts(SecondsFormat::Secs, true))
-            .append_pair("timeZone", time_zone);
+            .append_pair("timeZone", time_zone.name());
         let body: serde_json::Value = self
             .client
             .json("free_slots", self.auth(Call::get(url), SLOTS_VERSION))
@@ -118,7 +123,7 @@ impl Calendar for CalcomCalendar {
             "attendee": {
                 "name": r.name,
                 "email": email,
-                "timeZone": r.time_zone,
+                "timeZone": r.time_zone.name(),
                 "phoneNumber": r.phone.as_str(),
             },
             "metadata": { "source": "warmline" },
@@ -127,7 +132,11 @@ impl Calendar for CalcomCalendar {
             body["bookingFieldsResponses"] = json!({ "notes": notes });
         }
         let call = self.auth(Call::post(self.url("/bookings"), body), BOOKINGS_VERSION);
-        let env: BookingEnvelope = self.client.json("book", call).await?;
+        let env: BookingEnvelope = self
+            .client
+            .json("book", call)
+            .await
+            .map_err(super::booking_refused)?;
         // Recurring event types answer a list; the first is this booking.
         let data = match env.data {
             serde_json::Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration as ChronoDuration, FixedOffset, Utc};
+use chrono_tz::Tz;
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,12 +29,17 @@ const MAX_RANGE_DAYS: i64 = 31;
 pub struct Ghl {
     client: Arc<UpstreamClient>,
     base: Url,
-    token: String,
+    token: SecretString,
     location_id: String,
 }
 
 impl Ghl {
-    pub fn new(client: Arc<UpstreamClient>, base: Url, token: String, location_id: String) -> Self {
+    pub fn new(
+        client: Arc<UpstreamClient>,
+        base: Url,
+        token: SecretString,
+        location_id: String,
+    ) -> Self {
         Ghl {
             client,
             base,
@@ -46,9 +53,12 @@ impl Ghl {
     }
 
     fn auth(&self, call: Call, version: &str) -> Call {
-        call.header("authorization", format!("Bearer {}", self.token))
-            .header("version", version)
-            .header("accept", "application/json")
+        call.header(
+            "authorization",
+            format!("Bearer {}", self.token.expose_secret()),
+        )
+        .header("version", version)
+        .header("accept", "application/json")
     }
 
     async fn upsert(&self, c: &ContactUpsert) -> UpstreamResult<Contact> {
@@ -166,7 +176,7 @@ impl Calendar for GhlCalendar {
         service: &Service,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        time_zone: &str,
+        time_zone: Tz,
     ) -> UpstreamResult<Vec<Slot>> {
         let g = &self.0;
         let mut all = Vec::new();
@@ -177,7 +187,7 @@ impl Calendar for GhlCalendar {
             url.query_pairs_mut()
                 .append_pair("startDate", &start.timestamp_millis().to_string())
                 .append_pair("endDate", &end.timestamp_millis().to_string())
-                .append_pair("timezone", time_zone);
+                .append_pair("timezone", time_zone.name());
             let body: serde_json::Value = g
                 .client
                 .json("free_slots", g.auth(Call::get(url), CALENDARS_VERSION))
@@ -229,7 +239,11 @@ impl Calendar for GhlCalendar {
             Call::post(g.url("/calendars/events/appointments"), body),
             CALENDARS_VERSION,
         );
-        let resp: AppointmentResponse = g.client.json("book", call).await?;
+        let resp: AppointmentResponse = g
+            .client
+            .json("book", call)
+            .await
+            .map_err(super::booking_refused)?;
         let parse = |s: &str| DateTime::<FixedOffset>::parse_from_rfc3339(s).ok();
         Ok(Booking {
             id: resp.id,

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::{UpstreamError, UpstreamResult};
-use crate::breaker::{Breaker, BreakerState};
 use crate::domain::mask_phones_in;
+use crate::support::{Breaker, BreakerState, now_ms};
 
 /// How an upstream is called; one per upstream kind, overridable by
 /// `WARMLINE_UPSTREAM_<KIND>_TIMEOUT_MS` and the breaker variables.
@@ -140,10 +140,6 @@ pub struct UpstreamClient {
     /// Epoch ms until which the upstream asked us to pause (rate limit).
     paused_until_ms: AtomicI64,
     last_failure: Mutex<Option<LastFailure>>,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl UpstreamClient {

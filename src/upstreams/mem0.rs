@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,7 +19,7 @@ const TOP_K: u32 = 10;
 pub struct Mem0Memory {
     client: Arc<UpstreamClient>,
     base: Url,
-    api_key: String,
+    api_key: SecretString,
 }
 
 #[derive(Deserialize)]
@@ -35,7 +36,7 @@ struct SearchResult {
 }
 
 impl Mem0Memory {
-    pub fn new(client: Arc<UpstreamClient>, base: Url, api_key: String) -> Self {
+    pub fn new(client: Arc<UpstreamClient>, base: Url, api_key: SecretString) -> Self {
         Mem0Memory {
             client,
             base,
@@ -48,8 +49,11 @@ impl Mem0Memory {
     }
 
     fn auth(&self, call: Call) -> Call {
-        call.header("authorization", format!("Token {}", self.api_key))
-            .header("accept", "application/json")
+        call.header(
+            "authorization",
+            format!("Token {}", self.api_key.expose_secret()),
+        )
+        .header("accept", "application/json")
     }
 }
 

@@ -10,7 +10,6 @@
 //! and a span and `warmline_upstream_*` metrics per operation.
 
 pub mod calcom;
-pub mod config;
 pub mod ghl;
 pub mod http;
 pub mod mem0;
@@ -20,14 +19,12 @@ pub mod zep;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::PhoneNumber;
 
-pub use config::{
-    CalendarConfig, CrmConfig, MemoryConfig, ServiceConfig, TenantConfig, WebhookSecrets,
-};
-pub use registry::{TenantUpstreams, Upstreams};
+pub use registry::{TenantUpstreams, UpstreamSettings, Upstreams};
 
 /// Why an upstream call produced no answer. Every variant says which
 /// upstream and operation failed, so logs and the admin can name them.
@@ -69,6 +66,13 @@ pub enum UpstreamError {
         operation: &'static str,
         detail: String,
     },
+    /// The calendar refused a booking because the slot is no longer free
+    /// (or never was): a sentence for the caller, not an outage.
+    #[error("{upstream} refused the booking: {detail}")]
+    SlotTaken {
+        upstream: &'static str,
+        detail: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -84,12 +88,28 @@ impl UpstreamError {
             UpstreamError::Status { .. } => "client_error",
             UpstreamError::BreakerOpen { .. } => "breaker_open",
             UpstreamError::Decode { .. } => "decode",
+            UpstreamError::SlotTaken { .. } => "slot_taken",
             UpstreamError::Invalid(_) => "invalid",
         }
     }
 }
 
 pub type UpstreamResult<T> = Result<T, UpstreamError>;
+
+/// A calendar's refusal of a booking request (400, 409, 422: the slot is
+/// taken, outside the calendar's hours, or otherwise not bookable) becomes
+/// [`UpstreamError::SlotTaken`]; anything else stays what it was.
+fn booking_refused(e: UpstreamError) -> UpstreamError {
+    match e {
+        UpstreamError::Status {
+            upstream,
+            status: 400 | 409 | 422,
+            detail,
+            ..
+        } => UpstreamError::SlotTaken { upstream, detail },
+        other => other,
+    }
+}
 
 /// A CRM contact, as much as warmline needs of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,7 +212,7 @@ pub struct BookingRequest {
     pub name: String,
     pub email: Option<String>,
     pub phone: PhoneNumber,
-    pub time_zone: String,
+    pub time_zone: Tz,
     pub notes: Option<String>,
 }
 
@@ -231,7 +251,7 @@ pub trait Calendar: Send + Sync {
         service: &Service,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        time_zone: &str,
+        time_zone: Tz,
     ) -> UpstreamResult<Vec<Slot>>;
     async fn book(&self, request: &BookingRequest) -> UpstreamResult<Booking>;
 }

@@ -9,17 +9,18 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::calcom::CalcomCalendar;
-use super::config::{
-    CALCOM_BASE_URL, CalendarConfig, CrmConfig, GHL_BASE_URL, MEM0_BASE_URL, MemoryConfig,
-    TenantConfig, ZEP_BASE_URL,
-};
 use super::ghl::{Ghl, GhlCalendar, GhlCrm};
 use super::http::{ClientSettings, LastFailure, UpstreamClient};
 use super::mem0::Mem0Memory;
 use super::zep::ZepMemory;
 use super::{Calendar, Crm, Memory, Service};
-use crate::breaker::BreakerState;
-use crate::store::TenantRecord;
+use crate::support::{BreakerState, Env, SettingsError};
+use crate::tenants::{CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig};
+
+pub const GHL_BASE_URL: &str = "https://services.leadconnectorhq.com";
+pub const ZEP_BASE_URL: &str = "https://api.getzep.com";
+pub const MEM0_BASE_URL: &str = "https://api.mem0.ai";
+pub const CALCOM_BASE_URL: &str = "https://api.cal.com";
 
 /// Per-upstream client settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +59,22 @@ impl UpstreamSettings {
             "calcom" => Some(&mut self.calcom),
             _ => None,
         }
+    }
+
+    /// Defaults, then `WARMLINE_UPSTREAM_{KIND}_TIMEOUT_MS` per upstream and
+    /// `WARMLINE_UPSTREAM_BREAKER_FAILURES` / `_BREAKER_OPEN_MS` for all.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let mut out = UpstreamSettings::default();
+        let failures = env.count_or("WARMLINE_UPSTREAM_BREAKER_FAILURES", 5, 1)?;
+        let open_for = env.millis_or("WARMLINE_UPSTREAM_BREAKER_OPEN_MS", 10_000)?;
+        for kind in Self::KINDS {
+            let var = format!("WARMLINE_UPSTREAM_{}_TIMEOUT_MS", kind.to_uppercase());
+            let slot = out.for_kind_mut(kind).expect("known kind");
+            slot.timeout = env.millis_or(&var, slot.timeout.as_millis() as u64)?;
+            slot.breaker_failures = failures;
+            slot.breaker_open_for = open_for;
+        }
+        Ok(out)
     }
 
     fn for_kind(&self, kind: &str) -> ClientSettings {
@@ -118,7 +135,7 @@ impl Upstreams {
     }
 
     /// The tenant's adapters, built once per version of its configuration.
-    pub fn for_tenant(&self, tenant: &TenantRecord) -> Result<Arc<TenantUpstreams>, String> {
+    pub fn for_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantUpstreams>, String> {
         let key = tenant.id.to_string();
         if let Some((version, built)) = self
             .built
@@ -129,10 +146,8 @@ impl Upstreams {
         {
             return Ok(built.clone());
         }
-        let config: TenantConfig = serde_json::from_value(tenant.config.clone())
-            .map_err(|e| format!("tenant {}: invalid config: {e}", tenant.id))?;
         let built = Arc::new(
-            self.build(&config)
+            self.build(&tenant.config)
                 .map_err(|e| format!("tenant {}: {e}", tenant.id))?,
         );
         self.built
@@ -223,7 +238,16 @@ impl Upstreams {
             crm,
             memory,
             calendar,
-            services: config.services(),
+            services: config
+                .services
+                .iter()
+                .map(|s| Service {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    duration_minutes: s.duration_minutes,
+                    calendar_ref: s.calendar_ref(),
+                })
+                .collect(),
         })
     }
 

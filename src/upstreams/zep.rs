@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,7 +20,7 @@ use super::{
 pub struct ZepMemory {
     client: Arc<UpstreamClient>,
     base: Url,
-    api_key: String,
+    api_key: SecretString,
 }
 
 pub fn thread_id(subject: &MemorySubject) -> String {
@@ -32,7 +33,7 @@ struct ContextResponse {
 }
 
 impl ZepMemory {
-    pub fn new(client: Arc<UpstreamClient>, base: Url, api_key: String) -> Self {
+    pub fn new(client: Arc<UpstreamClient>, base: Url, api_key: SecretString) -> Self {
         ZepMemory {
             client,
             base,
@@ -45,8 +46,11 @@ impl ZepMemory {
     }
 
     fn auth(&self, call: Call) -> Call {
-        call.header("authorization", format!("Api-Key {}", self.api_key))
-            .header("accept", "application/json")
+        call.header(
+            "authorization",
+            format!("Api-Key {}", self.api_key.expose_secret()),
+        )
+        .header("accept", "application/json")
     }
 
     async fn post_messages(

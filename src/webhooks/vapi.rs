@@ -4,55 +4,24 @@
 //! tool error), `status-update` and `end-of-call-report` (acknowledged once
 //! durable). Other types are acknowledged and counted.
 
-use std::time::Instant;
-
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::DateTime;
 use serde_json::{Value, json};
 
-use super::retell::{context_metadata, dynamic_variables};
 use super::signature::verify_vapi_hmac;
-use super::{
-    RawBody, Verification, ack_event, called_in, candidate_secrets, error_label, ignored,
-    optional_phone, record, unsigned_allowed, verified_by_any,
-};
-use crate::admin::constant_time_eq;
-use crate::calls::Inbound;
+use super::{Delivery, Gate, Handled, RawBody, observed, optional_phone, text, variables};
+use crate::calls::{Calls, Inbound};
 use crate::domain::{
-    CallEvent, CallId, CallPhase, InboundCall, Provider, ToolCall, TranscriptLine,
+    CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider, ToolCall, ToolRequest,
+    TranscriptLine,
 };
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::support::constant_time_eq;
 
 const PROVIDER: &str = "vapi";
 
 /// Bearer token, the legacy `X-Vapi-Secret`, or an HMAC credential — any of
-/// Vapi's ways to authenticate, against `VAPI_SECRET` or the tenant's own.
-async fn verify(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<Verification, ApiError> {
-    let called = called_in(
-        body,
-        &[
-            &["message", "phoneNumber", "number"][..],
-            &["message", "call", "phoneNumber", "number"],
-        ],
-    );
-    let secrets = candidate_secrets(
-        state,
-        Provider::Vapi,
-        &state.settings.webhooks.vapi_secret,
-        called,
-    )
-    .await;
-    if secrets.is_empty() {
-        return unsigned_allowed(state, req, PROVIDER, "VAPI_SECRET");
-    }
-    verified_by_any("vapi", &secrets, |secret| verify_one(req, body, secret))
-}
-
+/// Vapi's ways to authenticate.
 fn verify_one(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), String> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
     if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
@@ -75,18 +44,12 @@ fn verify_one(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), Strin
     .map_err(|e| e.to_string())
 }
 
-fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(*p)?;
-    }
-    cur.as_str()
-}
-
+/// Who a message is about.
+#[derive(Clone)]
 struct Parties {
     call_id: Option<CallId>,
-    caller: Option<crate::domain::PhoneNumber>,
-    called: Option<crate::domain::PhoneNumber>,
+    caller: Option<PhoneNumber>,
+    called: Option<PhoneNumber>,
 }
 
 fn parties(m: &Value) -> Parties {
@@ -102,60 +65,103 @@ fn parties(m: &Value) -> Parties {
     }
 }
 
-fn ms(iso: Option<&str>) -> Option<i64> {
-    iso.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.timestamp_millis())
+/// One entry of `toolCallList`, parsed: the tool call, or its id and why it
+/// could not be read.
+type ParsedToolCall = Result<ToolCall, (String, String)>;
+
+/// A server message, typed.
+enum Message {
+    AssistantRequest(InboundCall),
+    ToolCalls {
+        parties: Parties,
+        list: Vec<ParsedToolCall>,
+    },
+    Delivery(Delivery),
 }
 
-/// Vapi parses tool results line by line: newlines would break it.
-fn single_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+impl Message {
+    fn called(&self) -> Option<PhoneNumber> {
+        match self {
+            Message::AssistantRequest(c) => Some(c.called.clone()),
+            Message::ToolCalls { parties, .. } => parties.called.clone(),
+            Message::Delivery(d) => d.called(),
+        }
+    }
 }
 
-async fn assistant_request(state: &AppState, m: &Value) -> Result<HttpResponse, ApiError> {
+/// The message and its `type` (the metrics' event label).
+fn parse(body: &[u8]) -> Result<(String, Message), ApiError> {
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid Vapi message: {e}")))?;
+    let m = envelope
+        .get("message")
+        .filter(|m| m.is_object())
+        .ok_or_else(|| ApiError::BadRequest("missing `message` object".into()))?;
+    let kind = m
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::BadRequest("missing `message.type`".into()))?
+        .to_owned();
     let p = parties(m);
-    let called = p.called.ok_or_else(|| {
-        ApiError::BadRequest("`message.phoneNumber.number` is missing or not a phone number".into())
-    })?;
-    let answer = state
-        .calls
-        .inbound(InboundCall {
+    let message = match kind.as_str() {
+        "assistant-request" => Message::AssistantRequest(InboundCall {
             provider: Provider::Vapi,
-            called: called.clone(),
+            called: p.called.ok_or_else(|| {
+                ApiError::BadRequest(
+                    "`message.phoneNumber.number` is missing or not a phone number".into(),
+                )
+            })?,
             caller: p.caller,
             call_id: p.call_id,
-        })
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("tenant directory unavailable: {e}")))?;
-    let ctx = match answer {
-        Inbound::UnknownTenant => return Ok(HttpResponse::Ok().json(json!({}))),
-        Inbound::Context(ctx) => ctx,
-    };
-    let mut body = json!({
-        "assistantOverrides": {
-            "variableValues": dynamic_variables(&ctx),
-            "metadata": context_metadata(&ctx),
+        }),
+        "tool-calls" => {
+            let list = m
+                .get("toolCallList")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ApiError::BadRequest("`message.toolCallList` must be an array".into())
+                })?;
+            Message::ToolCalls {
+                list: list.iter().map(|item| tool_call(item, &p)).collect(),
+                parties: p,
+            }
         }
-    });
-    // The tenant's assistant, when its configuration names one.
-    if let Ok(Some(t)) = state.calls.tenants.resolve(&called).await
-        && let Some(id) = t.config.get("vapi_assistant_id").and_then(Value::as_str)
-    {
-        body["assistantId"] = id.into();
-    }
-    Ok(HttpResponse::Ok().json(body))
+        "status-update" => match text(m, &["status"]).unwrap_or("") {
+            status @ ("in-progress" | "ended") => {
+                let phase = if status == "ended" {
+                    CallPhase::Ended
+                } else {
+                    CallPhase::Started
+                };
+                let mut e = event_base(m, p, phase, &format!("status-update:{status}"))?;
+                e.details.disconnection_reason = text(m, &["endedReason"]).map(str::to_owned);
+                Message::Delivery(Delivery::Call(Box::new(e)))
+            }
+            other => Message::Delivery(Delivery::Ignored {
+                event: format!("status-update:{other}"),
+                called: p.called,
+            }),
+        },
+        "end-of-call-report" => {
+            Message::Delivery(Delivery::Call(Box::new(end_of_call_report(m, p)?)))
+        }
+        other => Message::Delivery(Delivery::Ignored {
+            event: other.to_owned(),
+            called: p.called,
+        }),
+    };
+    Ok((kind, message))
 }
 
 /// Parses one tool call, accepting the three shapes seen in Vapi's docs:
 /// `function.arguments` (string or object), `arguments`, `parameters`.
-fn tool_call(item: &Value, p: &Parties) -> Result<ToolCall, String> {
-    let id = item
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or("tool call without `id`")?;
+fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
+    let id = item.get("id").and_then(Value::as_str);
+    let fail = |e: String| (id.unwrap_or("").to_owned(), e);
+    let id = id.ok_or_else(|| fail("tool call without `id`".into()))?;
     let name = text(item, &["function", "name"])
         .or_else(|| item.get("name").and_then(Value::as_str))
-        .ok_or("tool call without a name")?;
+        .ok_or_else(|| fail("tool call without a name".into()))?;
     let raw = item
         .get("function")
         .and_then(|f| f.get("arguments"))
@@ -166,69 +172,33 @@ fn tool_call(item: &Value, p: &Parties) -> Result<ToolCall, String> {
     let args = match raw {
         Value::String(s) if s.trim().is_empty() => json!({}),
         Value::String(s) => {
-            serde_json::from_str(&s).map_err(|e| format!("arguments are not JSON: {e}"))?
+            serde_json::from_str(&s).map_err(|e| fail(format!("arguments are not JSON: {e}")))?
         }
         other => other,
     };
     Ok(ToolCall {
         provider: Provider::Vapi,
         invocation_id: Some(id.to_owned()),
-        name: name.to_owned(),
-        args,
+        request: ToolRequest::parse(name, &args),
         call_id: p.call_id.clone(),
         caller: p.caller.clone(),
         called: p.called.clone(),
     })
 }
 
-async fn tool_calls(state: &AppState, m: &Value) -> Result<HttpResponse, ApiError> {
-    let list = m
-        .get("toolCallList")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::BadRequest("`message.toolCallList` must be an array".into()))?;
-    let p = parties(m);
-    let runs = list.iter().map(|item| {
-        let parsed = tool_call(item, &p);
-        let fallback_id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
-        async move {
-            match parsed {
-                Ok(tc) => {
-                    let (id, name) = (
-                        tc.invocation_id.clone().unwrap_or_default(),
-                        tc.name.clone(),
-                    );
-                    match state.calls.tool(tc).await {
-                        Ok(r) => {
-                            json!({ "toolCallId": id, "name": name, "result": single_line(&r) })
-                        }
-                        Err(e) => {
-                            json!({ "toolCallId": id, "name": name, "error": single_line(&e) })
-                        }
-                    }
-                }
-                Err(e) => {
-                    json!({ "toolCallId": fallback_id, "name": "", "error": single_line(&e) })
-                }
-            }
-        }
-    });
-    let results = futures_util::future::join_all(runs).await;
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+fn ms(iso: Option<&str>) -> Option<i64> {
+    iso.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_millis())
 }
 
-fn event_base(m: &Value, phase: CallPhase, event: &str) -> Result<CallEvent, ApiError> {
-    let p = parties(m);
+fn event_base(m: &Value, p: Parties, phase: CallPhase, event: &str) -> Result<CallEvent, ApiError> {
     let id = p
         .call_id
         .ok_or_else(|| ApiError::BadRequest("`message.call.id` is missing or invalid".into()))?;
     let mut e = CallEvent::new(Provider::Vapi, id, phase, event);
-    e.caller = p.caller;
-    e.called = p.called;
-    e.direction = text(m, &["call", "type"]).map(|t| {
+    e.details.caller = p.caller;
+    e.details.called = p.called;
+    e.details.direction = text(m, &["call", "type"]).map(|t| {
         if t.contains("inbound") {
             "inbound".into()
         } else {
@@ -238,24 +208,22 @@ fn event_base(m: &Value, phase: CallPhase, event: &str) -> Result<CallEvent, Api
     Ok(e)
 }
 
-async fn status_update(state: &AppState, m: &Value) -> Result<HttpResponse, ApiError> {
-    let status = text(m, &["status"]).unwrap_or("");
-    let phase = match status {
-        "in-progress" => CallPhase::Started,
-        "ended" => CallPhase::Ended,
-        other => return Ok(ignored(PROVIDER, &format!("status-update:{other}"))),
-    };
-    let mut e = event_base(m, phase, &format!("status-update:{status}"))?;
-    e.disconnection_reason = text(m, &["endedReason"]).map(str::to_owned);
-    ack_event(state, e).await
-}
-
-async fn end_of_call_report(state: &AppState, m: &Value) -> Result<HttpResponse, ApiError> {
-    let mut e = event_base(m, CallPhase::Analyzed, "end-of-call-report")?;
-    e.started_at_ms = ms(text(m, &["startedAt"]));
-    e.ended_at_ms = ms(text(m, &["endedAt"]));
-    e.disconnection_reason = text(m, &["endedReason"]).map(str::to_owned);
-    e.transcript = text(m, &["artifact", "transcript"]).map(str::to_owned);
+fn end_of_call_report(m: &Value, p: Parties) -> Result<CallEvent, ApiError> {
+    let mut e = event_base(m, p, CallPhase::Analyzed, "end-of-call-report")?;
+    let d = &mut e.details;
+    d.started_at_ms = ms(text(m, &["startedAt"]));
+    d.ended_at_ms = ms(text(m, &["endedAt"]));
+    d.disconnection_reason = text(m, &["endedReason"]).map(str::to_owned);
+    d.transcript = text(m, &["artifact", "transcript"]).map(str::to_owned);
+    if let Some(a) = m.get("analysis") {
+        d.summary = a.get("summary").and_then(Value::as_str).map(str::to_owned);
+        d.successful = match a.get("successEvaluation") {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        d.analysis = Some(a.clone());
+    }
     e.messages = m
         .get("artifact")
         .and_then(|a| a.get("messages"))
@@ -280,62 +248,83 @@ async fn end_of_call_report(state: &AppState, m: &Value) -> Result<HttpResponse,
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(a) = m.get("analysis") {
-        e.summary = a.get("summary").and_then(Value::as_str).map(str::to_owned);
-        e.successful = match a.get("successEvaluation") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        e.analysis = Some(a.clone());
+    Ok(e)
+}
+
+/// Vapi parses tool results line by line: newlines would break it.
+fn single_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn assistant_request(calls: &Calls, call: InboundCall) -> Result<HttpResponse, ApiError> {
+    let (context, tenant) = match calls.inbound(call).await? {
+        Inbound::UnknownTenant => return Ok(HttpResponse::Ok().json(json!({}))),
+        Inbound::Context { context, tenant } => (context, tenant),
+    };
+    let mut body = json!({
+        "assistantOverrides": {
+            "variableValues": variables::as_strings(&context),
+            "metadata": variables::metadata(&context),
+        }
+    });
+    // The tenant's assistant, when its configuration names one.
+    if let Some(id) = &tenant.config.vapi_assistant_id {
+        body["assistantId"] = id.as_str().into();
     }
-    ack_event(state, e).await
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn tool_calls(calls: &Calls, list: Vec<ParsedToolCall>) -> HttpResponse {
+    let runs = list.into_iter().map(|parsed| async move {
+        match parsed {
+            Ok(tc) => {
+                let id = tc.invocation_id.clone().unwrap_or_default();
+                let name = tc.name().to_owned();
+                match calls.tool(tc).await {
+                    Ok(r) => json!({ "toolCallId": id, "name": name, "result": single_line(&r) }),
+                    Err(e) => json!({ "toolCallId": id, "name": name, "error": single_line(&e) }),
+                }
+            }
+            Err((id, e)) => json!({ "toolCallId": id, "name": "", "error": single_line(&e) }),
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    HttpResponse::Ok().json(json!({ "results": results }))
 }
 
 async fn dispatch(
-    state: &AppState,
+    calls: &Calls,
+    gate: &Gate,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<(HttpResponse, String), ApiError> {
-    verify(state, req, body).await?;
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid Vapi message: {e}")))?;
-    let m = envelope
-        .get("message")
-        .filter(|m| m.is_object())
-        .ok_or_else(|| ApiError::BadRequest("missing `message` object".into()))?;
-    let kind = m
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::BadRequest("missing `message.type`".into()))?
-        .to_owned();
-    let resp = match kind.as_str() {
-        "assistant-request" => assistant_request(state, m).await?,
-        "tool-calls" => tool_calls(state, m).await?,
-        "status-update" => status_update(state, m).await?,
-        "end-of-call-report" => end_of_call_report(state, m).await?,
-        other => ignored(PROVIDER, other),
-    };
-    Ok((resp, kind))
+) -> Result<Handled, ApiError> {
+    let (kind, message) = gate
+        .admit(
+            calls,
+            Provider::Vapi,
+            req,
+            parse(body),
+            |(_, m)| m.called(),
+            |secret| verify_one(req, body, secret),
+        )
+        .await?;
+    match message {
+        Message::AssistantRequest(call) => {
+            Ok(Handled::ok(assistant_request(calls, call).await?, kind))
+        }
+        Message::ToolCalls { list, .. } => Ok(Handled::ok(tool_calls(calls, list).await, kind)),
+        Message::Delivery(d) => d.acknowledge(calls, PROVIDER, kind).await,
+    }
 }
 
 #[post("/vapi")]
 async fn vapi(
-    state: web::Data<AppState>,
+    calls: web::Data<Calls>,
+    gate: web::Data<Gate>,
     req: HttpRequest,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    let started = Instant::now();
-    match dispatch(&state, &req, &body).await {
-        Ok((resp, kind)) => {
-            record(PROVIDER, &kind, "ok", started);
-            Ok(resp)
-        }
-        Err(e) => {
-            record(PROVIDER, "message", error_label(&e), started);
-            Err(e)
-        }
-    }
+    observed(PROVIDER, "message", dispatch(&calls, &gate, &req, &body)).await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

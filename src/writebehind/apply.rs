@@ -4,30 +4,13 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CallEvent, CallId, CallPhase, PhoneNumber, Provider, TenantId};
+use crate::domain::{CallEvent, CallId, CallPhase, Provider, TenantId, WriteBack};
 use crate::store::tx::{
-    add_call_fallback_in, add_daily_in, enqueue_in, insert_appointment_in, record_applied_in,
-    record_contact_call_in, upsert_call_in,
+    add_call_fallback_in, add_daily_in, enqueue_writeback_in, insert_appointment_in,
+    record_applied_in, record_contact_call_in, upsert_call_in,
 };
-use crate::store::{
-    CallStatus, CallUpdate, Conn, DailyDelta, NewAppointment, NewOutboxItem, StoreError, now_ms,
-};
-
-/// Outbox kinds of the write-back to upstreams, run after the event.
-pub const CRM_WRITEBACK: &str = "crm_writeback";
-pub const MEMORY_WRITEBACK: &str = "memory_writeback";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppointmentJob {
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub provider: Option<Provider>,
-    pub call_id: Option<CallId>,
-    pub contact_phone: PhoneNumber,
-    pub service: Option<String>,
-    pub starts_at_ms: i64,
-    pub ends_at_ms: i64,
-}
+use crate::store::{CallStatus, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError};
+use crate::support::now_ms;
 
 /// Acknowledged work. Every job has an idempotency key; applying it twice
 /// changes nothing the second time.
@@ -39,11 +22,11 @@ pub enum Job {
         /// The tenant answering the called number, when known.
         tenant_id: Option<TenantId>,
         /// Its time zone: daily metrics count by the tenant's calendar day.
-        time_zone: Option<String>,
+        time_zone: Option<Tz>,
     },
     Appointment {
-        appointment: AppointmentJob,
-        time_zone: String,
+        appointment: NewAppointment,
+        time_zone: Tz,
     },
     Fallback {
         /// Unique per activation (each one counts).
@@ -53,7 +36,7 @@ pub enum Job {
         kind: String,
         detail: Option<String>,
         tenant_id: Option<TenantId>,
-        time_zone: Option<String>,
+        time_zone: Option<Tz>,
     },
 }
 
@@ -89,9 +72,9 @@ impl Job {
 }
 
 /// `YYYY-MM-DD` of `at_ms` in `tz` (UTC when unknown).
-fn day(at_ms: i64, tz: Option<&str>) -> String {
-    let tz: Tz = tz.and_then(|t| t.parse().ok()).unwrap_or(Tz::UTC);
-    tz.timestamp_millis_opt(at_ms)
+fn day(at_ms: i64, tz: Option<Tz>) -> String {
+    tz.unwrap_or(Tz::UTC)
+        .timestamp_millis_opt(at_ms)
         .single()
         .map(|t| t.date_naive().to_string())
         .unwrap_or_else(|| "1970-01-01".into())
@@ -99,7 +82,7 @@ fn day(at_ms: i64, tz: Option<&str>) -> String {
 
 pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
     let trace = match job {
-        Job::CallEvent { event, .. } => event.trace_id.as_deref(),
+        Job::CallEvent { event, .. } => event.details.trace_id.as_deref(),
         _ => None,
     };
     if !record_applied_in(conn, job.kind(), &job.key(), trace).await? {
@@ -110,32 +93,19 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
             event,
             tenant_id,
             time_zone,
-        } => apply_call_event(conn, event, tenant_id.as_ref(), time_zone.as_deref()).await,
+        } => apply_call_event(conn, event, tenant_id.as_ref(), *time_zone).await,
         Job::Appointment {
             appointment: a,
             time_zone,
         } => {
-            let new = insert_appointment_in(
-                conn,
-                &NewAppointment {
-                    id: a.id.clone(),
-                    tenant_id: a.tenant_id.clone(),
-                    provider: a.provider,
-                    call_id: a.call_id.clone(),
-                    contact_phone: a.contact_phone.clone(),
-                    service: a.service.clone(),
-                    starts_at_ms: a.starts_at_ms,
-                    ends_at_ms: a.ends_at_ms,
-                },
-            )
-            .await?;
+            let new = insert_appointment_in(conn, a).await?;
             if new {
                 // A booking counts on the day it was made.
                 let delta = DailyDelta {
                     bookings: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, &a.tenant_id, &day(now_ms(), Some(time_zone)), delta).await?;
+                add_daily_in(conn, &a.tenant_id, &day(now_ms(), Some(*time_zone)), delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -156,7 +126,7 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     fallbacks: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, t, &day(now_ms(), time_zone.as_deref()), delta).await?;
+                add_daily_in(conn, t, &day(now_ms(), *time_zone), delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -167,80 +137,68 @@ async fn apply_call_event(
     conn: &mut Conn,
     e: &CallEvent,
     tenant: Option<&TenantId>,
-    tz: Option<&str>,
+    tz: Option<Tz>,
 ) -> Result<Outcome, StoreError> {
     let status = match e.phase {
         CallPhase::Started => CallStatus::Ongoing,
         CallPhase::Ended => CallStatus::Ended,
         CallPhase::Analyzed => CallStatus::Analyzed,
     };
-    let mut u = CallUpdate::new(e.provider, e.call_id.clone(), status);
-    u.tenant_id = tenant.cloned();
-    u.from_number = e.caller.clone();
-    u.to_number = e.called.clone();
-    u.direction = e.direction.clone();
-    u.started_at_ms = e.started_at_ms;
-    u.ended_at_ms = e
-        .ended_at_ms
-        .or_else(|| (e.phase != CallPhase::Started).then(now_ms));
-    u.duration_ms = e
-        .duration_ms
-        .or_else(|| match (e.started_at_ms, e.ended_at_ms) {
-            (Some(s), Some(end)) if end >= s => Some(end - s),
-            _ => None,
-        });
-    u.disconnection_reason = e.disconnection_reason.clone();
-    u.transcript = e.transcript.clone();
-    u.summary = e.summary.clone();
-    u.successful = e.successful;
-    u.sentiment = e.sentiment.clone();
-    u.analysis = e.analysis.clone();
-    u.trace_id = e.trace_id.clone();
+    let mut details = e.details.clone();
+    if details.ended_at_ms.is_none() && e.phase != CallPhase::Started {
+        details.ended_at_ms = Some(now_ms());
+    }
+    if details.duration_ms.is_none()
+        && let (Some(s), Some(end)) = (e.details.started_at_ms, e.details.ended_at_ms)
+        && end >= s
+    {
+        details.duration_ms = Some(end - s);
+    }
+    let u = CallUpdate {
+        provider: e.provider,
+        call_id: e.call_id.clone(),
+        status,
+        tenant_id: tenant.cloned(),
+        details,
+    };
     let upsert = upsert_call_in(conn, &u).await?;
     if !upsert.newly_ended {
         return Ok(Outcome::Applied);
     }
 
     // The call ended with this event: count it exactly once.
-    let (Some(tenant), Some(caller)) = (tenant, &e.caller) else {
+    let (Some(tenant), Some(caller)) = (tenant, &e.details.caller) else {
         return Ok(Outcome::CallEnded);
     };
-    let at = e.started_at_ms.or(u.ended_at_ms).unwrap_or_else(now_ms);
+    let at = e
+        .details
+        .started_at_ms
+        .or(u.details.ended_at_ms)
+        .unwrap_or_else(now_ms);
     record_contact_call_in(conn, tenant, caller, at).await?;
     let delta = DailyDelta {
         calls: 1,
-        duration_ms: u.duration_ms.unwrap_or(0),
+        duration_ms: u.details.duration_ms.unwrap_or(0),
         ..DailyDelta::default()
     };
     add_daily_in(conn, tenant, &day(at, tz), delta).await?;
 
     // Write-back to the CRM and memory runs after, with retries.
-    let base = serde_json::json!({
-        "tenant_id": tenant, "caller": caller, "provider": e.provider, "call_id": e.call_id,
-    });
-    enqueue_in(
-        conn,
-        &NewOutboxItem {
-            kind: CRM_WRITEBACK.into(),
-            idempotency_key: format!("{CRM_WRITEBACK}:{}", e.idempotency_key()),
-            payload: base.clone(),
-            trace_id: e.trace_id.clone(),
-        },
-    )
-    .await?;
+    let trace = e.details.trace_id.as_deref();
+    let mut jobs = vec![WriteBack::Crm {
+        tenant_id: tenant.clone(),
+        caller: caller.clone(),
+    }];
     if !e.messages.is_empty() {
-        let mut payload = base;
-        payload["messages"] = serde_json::to_value(&e.messages).unwrap_or_default();
-        enqueue_in(
-            conn,
-            &NewOutboxItem {
-                kind: MEMORY_WRITEBACK.into(),
-                idempotency_key: format!("{MEMORY_WRITEBACK}:{}", e.idempotency_key()),
-                payload,
-                trace_id: e.trace_id.clone(),
-            },
-        )
-        .await?;
+        jobs.push(WriteBack::Memory {
+            tenant_id: tenant.clone(),
+            caller: caller.clone(),
+            messages: e.messages.clone(),
+        });
+    }
+    for job in &jobs {
+        let key = format!("{}:{}", job.kind(), e.idempotency_key());
+        enqueue_writeback_in(conn, job, &key, trace).await?;
     }
     Ok(Outcome::CallEnded)
 }

@@ -14,12 +14,13 @@
 //! replayed jobs and live ones may interleave safely.
 
 mod apply;
+mod settings;
 mod spill;
 
-pub use apply::{AppointmentJob, CRM_WRITEBACK, Job, MEMORY_WRITEBACK, Outcome};
+pub use apply::{Job, Outcome};
+pub use settings::WriteBehindSettings;
 pub use spill::Spill;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, StoreError};
+use crate::support::now_ms;
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 256;
@@ -67,10 +69,9 @@ pub struct WriteBehind {
 }
 
 impl WriteBehind {
-    /// Starts the batcher and the replayer.
-    /// `retention`: how long applied work is remembered, so that a
-    /// provider's late retry is still recognised as a duplicate.
-    pub fn start(store: Store, spill_dir: PathBuf, retention: Duration) -> std::io::Result<Self> {
+    /// Starts the batcher, the replayer and the ledger's pruning.
+    pub fn start(store: Store, settings: &WriteBehindSettings) -> std::io::Result<Self> {
+        let (spill_dir, retention) = (settings.spill_dir.clone(), settings.idempotency_retention);
         for name in [
             "warmline_writebehind_spilled_total",
             "warmline_writebehind_replayed_total",
@@ -227,13 +228,18 @@ impl Batcher {
 }
 
 /// Forgets applied work older than the retention, hourly, so the idempotency
-/// ledger does not grow without bound.
+/// ledger and the done write-backs do not grow without bound.
 async fn prune_loop(store: Store, retention: Duration) {
     const EVERY: Duration = Duration::from_secs(3600);
     loop {
         tokio::time::sleep(EVERY).await;
-        let before = crate::store::now_ms() - retention.as_millis() as i64;
-        match store.prune_outbox(before).await {
+        let before = now_ms() - retention.as_millis() as i64;
+        let pruned = async {
+            Ok::<_, StoreError>(
+                store.prune_ledger(before).await? + store.prune_writebacks(before).await?,
+            )
+        };
+        match pruned.await {
             Ok(n) if n > 0 => tracing::info!(rows = n, "pruned the idempotency ledger"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not prune the idempotency ledger"),

@@ -33,7 +33,7 @@ async fn seed_tenants(app: &TestApp) {
                 phone_number: PhoneNumber::parse(number).unwrap(),
                 name: id.into(),
                 time_zone: "UTC".into(),
-                config: json!({}),
+                config: json!({}).to_string(),
                 is_demo: false,
             })
             .await
@@ -245,12 +245,11 @@ async fn bad_flush_requests_get_a_400_naming_the_problem() {
 async fn cache_counters_are_exported_as_warmline_cache_metrics() {
     let app = spawn_app().await;
     seed_tenants(&app).await;
-    app.state.cache.warm_up().await;
+    app.cache.warm_up().await;
     let number = PhoneNumber::parse("+15550100001").unwrap();
-    let tenant = app
-        .state
-        .calls
-        .tenants
+    // The same directory the webhooks use, on the app's own cache.
+    let tenants = warmline::tenants::TenantDirectory::new(&app.cache, app.store.clone());
+    let tenant = tenants
         .resolve(&number)
         .await
         .unwrap()

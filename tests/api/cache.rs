@@ -1,43 +1,17 @@
-//! The tiered cache against the real Redis (and a private redis-server for
-//! the tests that kill it).
+//! The tiered cache in process: single-flight loads (also run against the
+//! real Redis when it answers), stale-while-revalidate, fail-safe on loader
+//! errors and timeouts, negative caching, the database's last-good values
+//! after a restart, and L1 capacity. Tests that need Redis for L2, the
+//! backplane or leases are in `cache_redis.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use secrecy::SecretString;
-use warmline::cache::{
-    Cache, CacheConfig, CacheError, FlushScope, LoadError, Namespace, Outcome, Policies, Policy,
-    RedisLink, Tier,
-};
-use warmline::settings::RedisSettings;
-use warmline::store::Store;
+use warmline::cache::{CacheError, Namespace, Outcome, Policies, Policy, Tier};
 
-use crate::helpers::{PrivateRedis, TestDb, shared_redis};
-
-fn link(url: &str) -> RedisLink {
-    RedisLink::new(&RedisSettings {
-        url: SecretString::from(url.to_owned()),
-        prefix: String::new(),
-        command_timeout: Duration::from_millis(100),
-    })
-    .expect("redis url")
-}
-
-/// A unique key prefix per test, so tests sharing the machine's Redis never
-/// see each other's keys or backplane messages.
-fn unique_prefix() -> String {
-    format!("wltest:{}:", uuid::Uuid::new_v4().simple())
-}
-
-fn cache(redis: Option<&str>, prefix: &str, policies: Policies, store: Option<Store>) -> Cache {
-    Cache::new(CacheConfig {
-        policies,
-        redis: redis.map(link),
-        redis_prefix: prefix.to_owned(),
-        store,
-    })
-}
+use crate::helpers::cache::{cache, counting, unique_prefix, wait_until};
+use crate::helpers::{TestDb, shared_redis};
 
 /// Memory's policy with short windows, for tests that watch time pass.
 fn quick(fresh_ms: u64, swr_ms: u64, fail_safe_ms: u64) -> Policies {
@@ -57,35 +31,6 @@ fn quick(fresh_ms: u64, swr_ms: u64, fail_safe_ms: u64) -> Policies {
         },
     );
     p
-}
-
-/// A loader that counts its calls, sleeps, then answers `value`.
-fn counting(
-    calls: &Arc<AtomicUsize>,
-    delay_ms: u64,
-    value: Result<Option<String>, &'static str>,
-) -> impl FnOnce() -> futures_util::future::BoxFuture<'static, Result<Option<String>, LoadError>>
-+ Send
-+ 'static {
-    let calls = calls.clone();
-    move || {
-        Box::pin(async move {
-            calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            value.map_err(LoadError::new)
-        })
-    }
-}
-
-async fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cond()
 }
 
 async fn thousand_concurrent_gets_call_the_loader_once(redis: Option<&str>) {
@@ -335,169 +280,6 @@ async fn past_the_hard_timeout_with_nothing_in_hand_the_get_fails_and_the_next_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalidation_on_one_instance_reaches_the_others_l1_within_100_ms() {
-    let Some(redis) = shared_redis().await else {
-        return;
-    };
-    let prefix = unique_prefix();
-    let a = cache(Some(&redis), &prefix, Policies::default(), None);
-    let b = cache(Some(&redis), &prefix, Policies::default(), None);
-    assert!(
-        wait_until(Duration::from_secs(5), || a.backplane_connected()
-            && b.backplane_connected())
-        .await
-    );
-    let (ma, mb) = (
-        a.namespace::<String>(Namespace::Memory),
-        b.namespace::<String>(Namespace::Memory),
-    );
-    let key = "acme:+14155550123";
-    let must_not_load = || async { Err::<Option<String>, _>(LoadError::new("must not load")) };
-
-    ma.set(key, "v1".into()).await;
-    let l = mb
-        .get_or_load(key, must_not_load)
-        .await
-        .expect("B reads A's value from L2");
-    assert_eq!(
-        (l.tier, l.value.as_deref().map(String::as_str)),
-        (Tier::L2, Some("v1"))
-    );
-    assert_eq!(
-        mb.peek_l1(key).as_deref().map(String::as_str),
-        Some("v1"),
-        "and keeps it in L1"
-    );
-
-    ma.invalidate(key).await;
-    let gone = wait_until(Duration::from_millis(100), || mb.peek_l1(key).is_none()).await;
-    assert!(gone, "B still serves the invalidated value after 100 ms");
-
-    // A write on A: within 100 ms B stops serving its own copy and reads A's.
-    mb.set(key, "v2".into()).await;
-    ma.set(key, "v3".into()).await;
-    let deadline = Instant::now() + Duration::from_millis(100);
-    let mut seen = None;
-    while Instant::now() < deadline {
-        seen = mb
-            .get_or_load(key, must_not_load)
-            .await
-            .ok()
-            .and_then(|l| l.value);
-        if seen.as_deref().map(String::as_str) == Some("v3") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(seen.as_deref().map(String::as_str), Some("v3"));
-    assert!(b.stats().backplane.unwrap().received >= 2);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_redis_killed_gets_still_succeed_and_l2_comes_back_when_redis_does() {
-    let Some(mut redis) = PrivateRedis::start().await else {
-        return;
-    };
-    let prefix = unique_prefix();
-    let cache = cache(Some(&redis.url()), &prefix, Policies::default(), None);
-    let memory = cache.namespace::<String>(Namespace::Memory);
-    let calls = Arc::new(AtomicUsize::new(0));
-    assert!(wait_until(Duration::from_secs(5), || cache.backplane_connected()).await);
-    memory
-        .get_or_load("k1", counting(&calls, 0, Ok(Some("v1".into()))))
-        .await
-        .unwrap();
-
-    redis.kill();
-    for i in 0..20 {
-        let key = format!("cold{i}");
-        let l = memory
-            .get_or_load(&key, counting(&calls, 0, Ok(Some(key.clone()))))
-            .await
-            .expect("loader still serves");
-        assert_eq!(l.outcome, Outcome::Miss);
-    }
-    let l = memory
-        .get_or_load("k1", counting(&calls, 0, Ok(Some("unused".into()))))
-        .await
-        .unwrap();
-    assert_eq!(
-        (l.tier, l.outcome),
-        (Tier::L1, Outcome::HitFresh),
-        "L1 keeps serving"
-    );
-    assert!(
-        cache.stats().l2.unwrap().errors > 0,
-        "L2 failures are counted"
-    );
-
-    redis.restart().await;
-    // Reconnected: the backplane resyncs (L1 flushed, since messages may
-    // have been missed) and values reach L2 again.
-    assert!(wait_until(Duration::from_secs(10), || cache.backplane_connected()).await);
-    tokio::time::sleep(Duration::from_millis(2_100)).await; // the L2 breaker's cool-down
-    memory
-        .get_or_load("after", counting(&calls, 0, Ok(Some("back".into()))))
-        .await
-        .unwrap();
-    let key = format!("{prefix}memory:after");
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut stored: Option<String> = None;
-    for _ in 0..100 {
-        stored = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if stored.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(stored.expect("value written to L2").contains("\"back\""));
-
-    let other = self::cache(Some(&redis.url()), &prefix, Policies::default(), None);
-    let l = other
-        .namespace::<String>(Namespace::Memory)
-        .get_or_load("after", || async {
-            Err(LoadError::new("must come from L2"))
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        (l.tier, l.value.as_deref().map(String::as_str)),
-        (Tier::L2, Some("back"))
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_lease_keeps_two_replicas_from_loading_the_same_cold_key() {
-    let Some(redis) = shared_redis().await else {
-        return;
-    };
-    let prefix = unique_prefix();
-    let a = cache(Some(&redis), &prefix, Policies::default(), None);
-    let b = cache(Some(&redis), &prefix, Policies::default(), None);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (ma, mb) = (
-        a.namespace::<String>(Namespace::Memory),
-        b.namespace::<String>(Namespace::Memory),
-    );
-    let (ra, rb) = tokio::join!(
-        ma.get_or_load("k", counting(&calls, 300, Ok(Some("v".into())))),
-        mb.get_or_load("k", counting(&calls, 300, Ok(Some("v".into())))),
-    );
-    assert_eq!(ra.unwrap().value.as_deref().map(String::as_str), Some("v"));
-    assert_eq!(rb.unwrap().value.as_deref().map(String::as_str), Some("v"));
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        1,
-        "one replica loaded, the other read its value"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_a_dead_upstream_and_no_redis_serves_the_last_known_good_value() {
     let db = TestDb::sqlite();
     let store = db.store().await;
@@ -551,80 +333,6 @@ async fn a_restart_with_a_dead_upstream_and_no_redis_serves_the_last_known_good_
         .unwrap();
     assert_eq!(l.tier, Tier::L1);
     assert_eq!(calls.load(Ordering::SeqCst), loads);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flushes_remove_exactly_their_scope_across_l1_l2_and_the_database() {
-    let Some(redis) = shared_redis().await else {
-        return;
-    };
-    let db = TestDb::sqlite();
-    let store = db.store().await;
-    let c = cache(
-        Some(&redis),
-        &unique_prefix(),
-        Policies::default(),
-        Some(store.clone()),
-    );
-    let contact = c.namespace::<String>(Namespace::Contact);
-    let memory = c.namespace::<String>(Namespace::Memory);
-    for key in ["acme:+1001", "acme:+1002", "zen:+1001"] {
-        contact.set(key, "c".into()).await;
-        memory.set(key, "m".into()).await;
-    }
-    let report = c
-        .flush(&FlushScope::Key {
-            ns: Namespace::Contact,
-            key: "acme:+1001".into(),
-        })
-        .await;
-    assert_eq!((report.flushed, report.l2_error), (1, None));
-    assert_eq!(
-        c.flush(&FlushScope::Key {
-            ns: Namespace::Contact,
-            key: "acme:+1001".into()
-        })
-        .await
-        .flushed,
-        0
-    );
-    assert_eq!(
-        c.flush(&FlushScope::Prefix {
-            ns: Namespace::Memory,
-            prefix: "zen:".into()
-        })
-        .await
-        .flushed,
-        1
-    );
-    let tenant = FlushScope::Tenant {
-        tenant_id: "acme".into(),
-        called_number: "+15550100001".into(),
-    };
-    assert_eq!(
-        c.flush(&tenant).await.flushed,
-        3,
-        "acme:+1002 in contact, both acme keys in memory"
-    );
-    assert!(memory.peek_l1("acme:+1001").is_none());
-    assert!(
-        store
-            .last_good("memory", "acme:+1001")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        contact.peek_l1("zen:+1001").as_deref().map(String::as_str),
-        Some("c")
-    );
-    assert_eq!(
-        c.flush(&FlushScope::Namespace(Namespace::Contact))
-            .await
-            .flushed,
-        1
-    );
-    assert_eq!(c.flush(&FlushScope::All).await.flushed, 0);
 }
 
 #[tokio::test]

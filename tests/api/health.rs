@@ -136,7 +136,7 @@ async fn the_demo_tenant_is_seeded_on_first_run_and_retired_once_a_real_tenant_e
     assert_eq!(tenants.len(), 1);
     assert!(tenants[0].is_demo);
     assert_eq!(tenants[0].phone_number.as_str(), "+15550100000");
-    assert!(app.state.demo.is_some(), "its simulator runs");
+    assert!(app.demo_running, "its simulator runs");
 
     app.store
         .upsert_tenant(&warmline::store::NewTenant {
@@ -144,7 +144,7 @@ async fn the_demo_tenant_is_seeded_on_first_run_and_retired_once_a_real_tenant_e
             phone_number: warmline::domain::PhoneNumber::parse("+15550100042").unwrap(),
             name: "Acme".into(),
             time_zone: "UTC".into(),
-            config: serde_json::json!({}),
+            config: serde_json::json!({}).to_string(),
             is_demo: false,
         })
         .await
@@ -163,12 +163,12 @@ async fn the_demo_tenant_is_seeded_on_first_run_and_retired_once_a_real_tenant_e
         .map(|t| t.id.to_string())
         .collect();
     assert_eq!(ids, ["acme"], "the demo tenant is gone");
-    assert!(restarted.state.demo.is_none());
+    assert!(!restarted.demo_running);
 }
 
 #[tokio::test]
 async fn with_warmline_demo_off_no_demo_tenant_is_seeded() {
     let app = spawn_app_with(TestDb::sqlite(), &[("WARMLINE_DEMO", "off")]).await;
     assert!(app.store.list_tenants().await.unwrap().is_empty());
-    assert!(app.state.demo.is_none());
+    assert!(!app.demo_running);
 }

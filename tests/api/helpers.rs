@@ -5,8 +5,16 @@
 //! When one is missing, the tests that need it print that they were skipped —
 //! unless WARMLINE_TEST_REQUIRE_SERVICES=1, when a missing service fails them.
 //! Tests that stop a server start their own private redis-server.
+//!
+//! Helpers shared by one area's test files live in submodules: [`voice`]
+//! (signed webhook requests and call payloads), [`upstreams`] (adapters
+//! built against the simulator) and [`cache`] (standalone caches).
 
 #![allow(dead_code)]
+
+pub mod cache;
+pub mod upstreams;
+pub mod voice;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -27,7 +35,7 @@ pub static SPANS: LazyLock<opentelemetry_sdk::trace::InMemorySpanExporter> =
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     let settings = Settings::from_vars(&HashMap::new()).expect("default settings");
     let telemetry = warmline::telemetry::init_with_exporter(
-        &settings,
+        &settings.telemetry,
         SPANS.clone(),
         std::env::var("TEST_LOG").is_ok(),
     );
@@ -210,7 +218,12 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub store: Store,
-    pub state: actix_web::web::Data<warmline::startup::AppState>,
+    /// The app's own cache, to inspect and flush.
+    pub cache: warmline::cache::Cache,
+    /// The app's write-behind, to look at its spill journal.
+    pub writebehind: warmline::writebehind::WriteBehind,
+    /// Whether the demo tenant's simulator runs.
+    pub demo_running: bool,
     pub stop: StopHandle,
     /// Keeps the database alive for the test.
     pub db: Option<TestDb>,
@@ -269,17 +282,19 @@ pub async fn spawn_app_with(db: TestDb, vars: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
     LazyLock::force(&TRACING);
     // Never the working directory's journal: each app gets its own.
-    let spill = (settings.spill_dir == std::path::Path::new("warmline-spill")).then(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        settings.spill_dir = dir.path().to_path_buf();
-        dir
-    });
+    let spill =
+        (settings.writebehind.spill_dir == std::path::Path::new("warmline-spill")).then(|| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            settings.writebehind.spill_dir = dir.path().to_path_buf();
+            dir
+        });
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let port = app.port();
-    let state = app.state();
-    let store = state.store.clone();
+    let store = app.store().clone();
+    let (cache, writebehind) = (app.cache().clone(), app.writebehind().clone());
+    let demo_running = app.demo().is_some();
     let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -290,7 +305,9 @@ pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
             .build()
             .expect("client"),
         store,
-        state,
+        cache,
+        writebehind,
+        demo_running,
         stop,
         db: None,
         spill,
@@ -392,12 +409,12 @@ pub async fn spawn_with_simulator(
             phone_number: warmline::domain::PhoneNumber::parse("+15550100000").unwrap(),
             name: "Demo Dental".into(),
             time_zone: "America/New_York".into(),
-            config: warmline::simulator::demo_tenant_config(&sim.url),
+            config: warmline::simulator::demo_tenant_config(&sim.url).to_string(),
             is_demo: false,
         })
         .await
         .unwrap();
-    app.state.cache.warm_up().await;
+    app.cache.warm_up().await;
     (app, sim)
 }
 

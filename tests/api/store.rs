@@ -50,7 +50,7 @@ async fn seed_tenant(store: &Store, id: &str, number: &str) -> TenantId {
             phone_number: phone(number),
             name: format!("{id} business"),
             time_zone: "America/New_York".into(),
-            config: serde_json::json!({ "crm": { "kind": "gohighlevel" } }),
+            config: serde_json::json!({ "crm": { "kind": "gohighlevel" } }).to_string(),
             is_demo: false,
         })
         .await
@@ -102,7 +102,7 @@ on_both_backends! {
         let t = store.tenant_by_number(&phone("+1 555 010 0001")).await.unwrap().expect("found");
         assert_eq!(t.id, id);
         assert_eq!(t.name, "acme-dental business");
-        assert_eq!(t.config["crm"]["kind"], "gohighlevel");
+        assert!(t.config.contains(r#""kind":"gohighlevel""#), "{}", t.config);
         assert!(!t.is_demo);
         assert!(store.tenant_by_number(&phone("+15559999999")).await.unwrap().is_none());
 
@@ -113,7 +113,7 @@ on_both_backends! {
         let before = store.tenant(&id).await.unwrap().unwrap();
         store.upsert_tenant(&NewTenant {
             id: id.clone(), phone_number: phone("+15550100003"), name: "Acme Dental".into(),
-            time_zone: "Europe/London".into(), config: serde_json::json!({}), is_demo: true,
+            time_zone: "Europe/London".into(), config: serde_json::json!({}).to_string(), is_demo: true,
         }).await.unwrap();
         let after = store.tenant(&id).await.unwrap().unwrap();
         assert_eq!((after.name.as_str(), after.time_zone.as_str(), after.is_demo), ("Acme Dental", "Europe/London", true));
@@ -166,27 +166,27 @@ on_both_backends! {
         let id = call_id("call_abc");
         let mut started = CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Ongoing);
         started.tenant_id = Some(t.clone());
-        started.from_number = Some(phone("+14155550123"));
-        started.to_number = Some(phone("+15550100001"));
-        started.started_at_ms = Some(1_000);
-        started.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        started.details.caller = Some(phone("+14155550123"));
+        started.details.called = Some(phone("+15550100001"));
+        started.details.started_at_ms = Some(1_000);
+        started.details.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
         assert_eq!(store.upsert_call(&started).await.unwrap(), CallUpsert { created: true, newly_ended: false });
 
         let mut ended = CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Ended);
-        ended.ended_at_ms = Some(61_000);
-        ended.duration_ms = Some(60_000);
-        ended.transcript = Some("Agent: Hi\nUser: I need a cleaning".into());
-        ended.disconnection_reason = Some("user_hangup".into());
-        ended.trace_id = Some("ffffffffffffffffffffffffffffffff".into());
+        ended.details.ended_at_ms = Some(61_000);
+        ended.details.duration_ms = Some(60_000);
+        ended.details.transcript = Some("Agent: Hi\nUser: I need a cleaning".into());
+        ended.details.disconnection_reason = Some("user_hangup".into());
+        ended.details.trace_id = Some("ffffffffffffffffffffffffffffffff".into());
         assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { created: false, newly_ended: true });
         // The provider retries the same event: nothing new ends.
         assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { created: false, newly_ended: false });
 
         let mut analyzed = CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Analyzed);
-        analyzed.summary = Some("Booked a cleaning".into());
-        analyzed.successful = Some(true);
-        analyzed.sentiment = Some("Positive".into());
-        analyzed.analysis = Some(serde_json::json!({ "call_successful": true, "custom": [1, 2] }));
+        analyzed.details.summary = Some("Booked a cleaning".into());
+        analyzed.details.successful = Some(true);
+        analyzed.details.sentiment = Some("Positive".into());
+        analyzed.details.analysis = Some(serde_json::json!({ "call_successful": true, "custom": [1, 2] }));
         store.upsert_call(&analyzed).await.unwrap();
         // A late `ongoing` must not undo `analyzed`.
         store.upsert_call(&CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Ongoing)).await.unwrap();
@@ -194,14 +194,14 @@ on_both_backends! {
         let c = store.call(Provider::Retell, &id).await.unwrap().expect("stored");
         assert_eq!(c.status, CallStatus::Analyzed);
         assert_eq!(c.tenant_id, Some(t));
-        assert_eq!(c.from_number, Some(phone("+14155550123")));
-        assert_eq!((c.started_at_ms, c.ended_at_ms, c.duration_ms), (Some(1_000), Some(61_000), Some(60_000)));
-        assert_eq!(c.transcript.as_deref(), Some("Agent: Hi\nUser: I need a cleaning"));
-        assert_eq!(c.disconnection_reason.as_deref(), Some("user_hangup"));
-        assert_eq!(c.summary.as_deref(), Some("Booked a cleaning"));
-        assert_eq!((c.successful, c.sentiment.as_deref()), (Some(true), Some("Positive")));
-        assert_eq!(c.analysis.unwrap()["custom"][1], 2);
-        assert_eq!(c.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "the first trace is kept");
+        assert_eq!(c.details.caller, Some(phone("+14155550123")));
+        assert_eq!((c.details.started_at_ms, c.details.ended_at_ms, c.details.duration_ms), (Some(1_000), Some(61_000), Some(60_000)));
+        assert_eq!(c.details.transcript.as_deref(), Some("Agent: Hi\nUser: I need a cleaning"));
+        assert_eq!(c.details.disconnection_reason.as_deref(), Some("user_hangup"));
+        assert_eq!(c.details.summary.as_deref(), Some("Booked a cleaning"));
+        assert_eq!((c.details.successful, c.details.sentiment.as_deref()), (Some(true), Some("Positive")));
+        assert_eq!(c.details.analysis.unwrap()["custom"][1], 2);
+        assert_eq!(c.details.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "the first trace is kept");
         assert!(store.call(Provider::Vapi, &id).await.unwrap().is_none(), "ids are per provider");
     }
 
@@ -211,7 +211,7 @@ on_both_backends! {
         for _ in 0..20 {
             let store = store.clone();
             let mut u = CallUpdate::new(Provider::Vapi, id.clone(), CallStatus::Ended);
-            u.ended_at_ms = Some(5_000);
+            u.details.ended_at_ms = Some(5_000);
             tasks.push(tokio::spawn(async move { store.upsert_call(&u).await }));
         }
         let mut ended = 0;
@@ -230,7 +230,7 @@ on_both_backends! {
             let mut u = CallUpdate::new(Provider::Retell, call_id(&format!("call_{i}")),
                 if i % 2 == 0 { CallStatus::Ended } else { CallStatus::Ongoing });
             u.tenant_id = Some(if i < 4 { a.clone() } else { b.clone() });
-            u.from_number = Some(phone(if i % 3 == 0 { "+14155550100" } else { "+14155550111" }));
+            u.details.caller = Some(phone(if i % 3 == 0 { "+14155550100" } else { "+14155550111" }));
             store.upsert_call(&u).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
@@ -257,7 +257,7 @@ on_both_backends! {
         let caller = phone("+14155550123");
         for (id, status) in [("call_old", CallStatus::Ongoing), ("call_new", CallStatus::Ongoing), ("call_done", CallStatus::Ended)] {
             let mut u = CallUpdate::new(Provider::Retell, call_id(id), status);
-            u.from_number = Some(caller.clone());
+            u.details.caller = Some(caller.clone());
             store.upsert_call(&u).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
@@ -324,19 +324,20 @@ on_both_backends! {
         assert!(store.daily_metrics(None, "2026-12-01", "2026-12-31").await.unwrap().is_empty());
     }
 
-    async fn the_outbox_ignores_repeated_keys_and_leases_each_item_to_one_claimer(store: Store) {
+    async fn the_writeback_queue_ignores_repeated_keys_and_leases_each_item_to_one_claimer(store: Store) {
+        let job = |i: usize| warmline::domain::WriteBack::Crm {
+            tenant_id: tenant_id("acme"),
+            caller: phone(&format!("+1415555{i:04}")),
+        };
         for i in 0..30 {
-            let item = NewOutboxItem {
-                kind: "call_event".into(), idempotency_key: format!("retell:call_{i}:call_ended"),
-                payload: serde_json::json!({ "n": i }), trace_id: None,
-            };
-            assert!(store.enqueue(&item).await.unwrap());
-            assert!(!store.enqueue(&item).await.unwrap(), "a retry is recognised");
+            let key = format!("crm_writeback:retell:call_{i}:call_ended");
+            assert!(store.enqueue_writeback(&job(i), &key, None).await.unwrap());
+            assert!(!store.enqueue_writeback(&job(i), &key, None).await.unwrap(), "a retry is recognised");
         }
-        assert_eq!(store.outbox_backlog().await.unwrap().0, 30);
+        assert_eq!(store.writeback_backlog().await.unwrap().0, 30);
 
         let claims = futures_util::future::join_all(
-            (0..3).map(|_| { let s = store.clone(); async move { s.claim_outbox(15, 60_000).await.unwrap() } }),
+            (0..3).map(|_| { let s = store.clone(); async move { s.claim_writebacks(15, 60_000).await.unwrap() } }),
         ).await;
         let mut seen = HashSet::new();
         for claim in &claims {
@@ -346,29 +347,39 @@ on_both_backends! {
             }
         }
         assert_eq!(seen.len(), 30, "every item claimed once");
-        assert!(store.claim_outbox(10, 60_000).await.unwrap().is_empty(), "all leased");
+        assert!(store.claim_writebacks(10, 60_000).await.unwrap().is_empty(), "all leased");
 
         let first = claims.iter().flatten().min_by_key(|i| i.id).unwrap();
-        assert_eq!(first.payload, r#"{"n":0}"#);
+        assert_eq!(first.job, Ok(job(0)), "the typed job comes back");
+        assert_eq!(first.kind, "crm_writeback");
         for item in claims.iter().flatten().filter(|i| i.id != first.id) {
-            store.mark_outbox_done(item.id).await.unwrap();
+            store.mark_writeback_done(item.id).await.unwrap();
         }
-        store.mark_outbox_failed(first.id, "crm timed out", 0).await.unwrap();
-        let (depth, oldest) = store.outbox_backlog().await.unwrap();
+        store.mark_writeback_failed(first.id, "crm timed out", 0).await.unwrap();
+        let (depth, oldest) = store.writeback_backlog().await.unwrap();
         assert_eq!((depth, oldest), (1, Some(first.created_at_ms)));
-        let again = store.claim_outbox(10, 60_000).await.unwrap();
+        let again = store.claim_writebacks(10, 60_000).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].id, again[0].attempts), (first.id, 2));
 
-        store.mark_outbox_done(first.id).await.unwrap();
-        assert_eq!(store.outbox_backlog().await.unwrap(), (0, None));
-        let done_key = NewOutboxItem {
-            kind: "call_event".into(), idempotency_key: "retell:call_0:call_ended".into(),
-            payload: serde_json::json!({}), trace_id: None,
-        };
-        assert!(!store.enqueue(&done_key).await.unwrap(), "done items still deduplicate");
-        assert_eq!(store.prune_outbox(warmline::store::now_ms() + 1).await.unwrap(), 30);
-        assert!(store.enqueue(&done_key).await.unwrap(), "pruned keys are forgotten");
+        store.mark_writeback_done(first.id).await.unwrap();
+        assert_eq!(store.writeback_backlog().await.unwrap(), (0, None));
+        let done_key = "crm_writeback:retell:call_0:call_ended";
+        assert!(!store.enqueue_writeback(&job(0), done_key, None).await.unwrap(), "done items still deduplicate");
+        assert_eq!(store.prune_writebacks(warmline::support::now_ms() + 1).await.unwrap(), 30);
+        assert!(store.enqueue_writeback(&job(0), done_key, None).await.unwrap(), "pruned keys are forgotten");
+    }
+
+    async fn the_idempotency_ledger_records_each_key_once_until_pruned(store: Store) {
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx::record_applied_in(&mut tx, "call_event", "retell:call_1:call_ended", None).await.unwrap());
+        assert!(!tx::record_applied_in(&mut tx, "call_event", "retell:call_1:call_ended", None).await.unwrap(), "a retry is recognised");
+        tx.commit().await.unwrap();
+        assert!(store.was_applied("retell:call_1:call_ended").await.unwrap());
+        assert!(!store.was_applied("retell:call_2:call_ended").await.unwrap());
+        assert_eq!(store.writeback_backlog().await.unwrap().0, 0, "the ledger is not a queue");
+        assert_eq!(store.prune_ledger(warmline::support::now_ms() + 1).await.unwrap(), 1);
+        assert!(!store.was_applied("retell:call_1:call_ended").await.unwrap(), "pruned keys are forgotten");
     }
 
     async fn last_good_values_keep_the_newest_version_and_delete_by_prefix(store: Store) {

@@ -169,7 +169,7 @@ async fn the_trace_id_returned_with_a_call_event_is_stored_on_the_call_log() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(call.trace_id.as_deref(), Some(trace.as_str()));
+    assert_eq!(call.details.trace_id.as_deref(), Some(trace.as_str()));
 }
 
 #[tokio::test]

@@ -1,46 +1,15 @@
 //! Adapter contract tests: each adapter's requests carry exactly the path,
 //! query, headers and body of the real API (asserted on what the simulator
-//! recorded), and the responses' quirks are handled.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! recorded), and the responses' quirks are handled. Retries, rate limits,
+//! breakers and timeouts are in `resilience.rs`.
 
 use chrono::{Datelike, TimeZone, Utc, Weekday};
 use serde_json::{Value, json};
-use warmline::domain::{PhoneNumber, TenantId};
-use warmline::simulator::{Knob, SimConfig, Simulator, endpoints};
-use warmline::store::TenantRecord;
-use warmline::upstreams::http::ClientSettings;
-use warmline::upstreams::registry::UpstreamSettings;
-use warmline::upstreams::{
-    BookingRequest, ContactUpsert, ConversationMessage, MemorySubject, TenantUpstreams,
-    UpstreamError, Upstreams,
-};
+use warmline::domain::TenantId;
+use warmline::simulator::endpoints;
+use warmline::upstreams::{BookingRequest, ContactUpsert, ConversationMessage, MemorySubject};
 
-fn phone(raw: &str) -> PhoneNumber {
-    PhoneNumber::parse(raw).unwrap()
-}
-
-fn sim() -> Simulator {
-    Simulator::start(SimConfig::default()).expect("simulator starts")
-}
-
-fn tenant(config: Value) -> TenantRecord {
-    TenantRecord {
-        id: TenantId::parse("demo-dental").unwrap(),
-        phone_number: phone("+15550100000"),
-        name: "Demo Dental".into(),
-        time_zone: "America/New_York".into(),
-        config,
-        is_demo: false,
-        created_at_ms: 0,
-        updated_at_ms: 0,
-    }
-}
-
-fn ghl_zep(url: &str) -> Value {
-    warmline::simulator::demo_tenant_config(url)
-}
+use crate::helpers::upstreams::{NEW_YORK, adapters, ghl_zep, phone, sim};
 
 fn mem0_calcom(url: &str) -> Value {
     json!({
@@ -48,26 +17,6 @@ fn mem0_calcom(url: &str) -> Value {
         "calendar": { "kind": "calcom", "base_url": url, "token": "cal_sim_key" },
         "services": [{ "id": "cleaning", "name": "Teeth cleaning", "event_type_id": 1001 }]
     })
-}
-
-fn settings(timeout_ms: u64, breaker_failures: u32, open_ms: u64) -> UpstreamSettings {
-    let s = ClientSettings {
-        timeout: Duration::from_millis(timeout_ms),
-        breaker_failures,
-        breaker_open_for: Duration::from_millis(open_ms),
-    };
-    UpstreamSettings {
-        gohighlevel: s.clone(),
-        zep: s.clone(),
-        mem0: s.clone(),
-        calcom: s,
-    }
-}
-
-fn adapters(config: Value) -> Arc<TenantUpstreams> {
-    Upstreams::new(settings(2_000, 5, 10_000))
-        .for_tenant(&tenant(config))
-        .expect("adapters build")
 }
 
 /// A weekday two weeks ahead, 00:00 in New York, as UTC.
@@ -166,7 +115,7 @@ async fn gohighlevel_free_slots_use_ms_epoch_ranges_skip_the_trace_id_and_a_book
     let to = from + chrono::Duration::days(1);
 
     let slots = calendar
-        .free_slots(&service, from, to, "America/New_York")
+        .free_slots(&service, from, to, NEW_YORK)
         .await
         .unwrap();
     assert!(!slots.is_empty(), "a weekday has free slots");
@@ -191,7 +140,7 @@ async fn gohighlevel_free_slots_use_ms_epoch_ranges_skip_the_trace_id_and_a_book
             name: "Ana Souza".into(),
             email: None,
             phone: phone("+15550100001"),
-            time_zone: "America/New_York".into(),
+            time_zone: NEW_YORK,
             notes: Some("booked by phone".into()),
         })
         .await
@@ -209,7 +158,7 @@ async fn gohighlevel_free_slots_use_ms_epoch_ranges_skip_the_trace_id_and_a_book
     );
 
     let after = calendar
-        .free_slots(&service, from, to, "America/New_York")
+        .free_slots(&service, from, to, NEW_YORK)
         .await
         .unwrap();
     assert_eq!(after.len(), slots.len() - 1);
@@ -218,12 +167,7 @@ async fn gohighlevel_free_slots_use_ms_epoch_ranges_skip_the_trace_id_and_a_book
     // Longer than GoHighLevel's 31-day limit: split into two requests.
     sim.state.reset();
     calendar
-        .free_slots(
-            &service,
-            from,
-            from + chrono::Duration::days(40),
-            "America/New_York",
-        )
+        .free_slots(&service, from, from + chrono::Duration::days(40), NEW_YORK)
         .await
         .unwrap();
     assert_eq!(sim.state.calls(endpoints::GHL_FREE_SLOTS), 2);
@@ -370,7 +314,7 @@ async fn calcom_slots_and_bookings_pin_their_api_versions_and_a_booking_removes_
     let from = next_weekday_start();
     let to = from + chrono::Duration::days(1);
     let slots = calendar
-        .free_slots(&service, from, to, "America/New_York")
+        .free_slots(&service, from, to, NEW_YORK)
         .await
         .unwrap();
     assert!(!slots.is_empty());
@@ -393,7 +337,7 @@ async fn calcom_slots_and_bookings_pin_their_api_versions_and_a_booking_removes_
             name: "Ana Souza".into(),
             email: None,
             phone: phone("+15550100001"),
-            time_zone: "America/New_York".into(),
+            time_zone: NEW_YORK,
             notes: None,
         })
         .await
@@ -414,7 +358,7 @@ async fn calcom_slots_and_bookings_pin_their_api_versions_and_a_booking_removes_
         "15550100001@phone.warmline.invalid"
     );
     let after = calendar
-        .free_slots(&service, from, to, "America/New_York")
+        .free_slots(&service, from, to, NEW_YORK)
         .await
         .unwrap();
     assert_eq!(after.len(), slots.len() - 1);
@@ -475,202 +419,4 @@ async fn the_simulator_refuses_missing_auth_and_version_headers_as_upstream_does
         .await
         .unwrap();
     assert_eq!(mem0.status(), 400, "entity ids must be inside filters");
-}
-
-#[tokio::test]
-async fn a_429_pauses_calls_until_the_upstream_says_and_a_5xx_read_is_retried_once() {
-    let sim = sim();
-    let crm = adapters(ghl_zep(&sim.url)).crm.clone().unwrap();
-    sim.state
-        .set_knob(
-            endpoints::GHL_FIND_CONTACT,
-            Knob {
-                error_rate: 1.0,
-                error_status: Some(429),
-                ..Knob::default()
-            },
-        )
-        .unwrap();
-    let err = crm
-        .find_contact_by_phone(&phone("+15550100001"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, UpstreamError::RateLimited { .. }), "{err}");
-    assert_eq!(
-        sim.state.calls(endpoints::GHL_FIND_CONTACT),
-        1,
-        "a 429 is not retried"
-    );
-    sim.state
-        .set_knob(endpoints::GHL_FIND_CONTACT, Knob::default())
-        .unwrap();
-    let err = crm
-        .find_contact_by_phone(&phone("+15550100001"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, UpstreamError::RateLimited { .. }),
-        "still paused: {err}"
-    );
-    assert_eq!(
-        sim.state.calls(endpoints::GHL_FIND_CONTACT),
-        1,
-        "the paused call never left"
-    );
-    tokio::time::sleep(Duration::from_millis(1_100)).await; // Retry-After: 1
-    assert!(
-        crm.find_contact_by_phone(&phone("+15550100001"))
-            .await
-            .unwrap()
-            .is_some()
-    );
-
-    sim.state.reset();
-    sim.state
-        .set_knob(
-            endpoints::GHL_FIND_CONTACT,
-            Knob {
-                error_rate: 1.0,
-                ..Knob::default()
-            },
-        )
-        .unwrap();
-    let err = crm
-        .find_contact_by_phone(&phone("+15550100001"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, UpstreamError::Status { status: 500, .. }),
-        "{err}"
-    );
-    assert_eq!(
-        sim.state.calls(endpoints::GHL_FIND_CONTACT),
-        2,
-        "one retry of an idempotent read"
-    );
-    sim.state
-        .set_knob(
-            endpoints::GHL_UPSERT_CONTACT,
-            Knob {
-                error_rate: 1.0,
-                ..Knob::default()
-            },
-        )
-        .unwrap();
-    let upsert = ContactUpsert {
-        phone: Some(phone("+15550100001")),
-        ..Default::default()
-    };
-    assert!(crm.upsert_contact(&upsert).await.is_err());
-    assert_eq!(
-        sim.state.calls(endpoints::GHL_UPSERT_CONTACT),
-        1,
-        "a write is never retried"
-    );
-}
-
-#[tokio::test]
-async fn gohighlevel_burst_limit_headers_pause_the_client_before_a_429() {
-    let sim = Simulator::start(SimConfig {
-        ghl_burst_limit: 3,
-        ..SimConfig::default()
-    })
-    .unwrap();
-    let crm = adapters(ghl_zep(&sim.url)).crm.clone().unwrap();
-    for _ in 0..3 {
-        crm.find_contact_by_phone(&phone("+15550100001"))
-            .await
-            .unwrap();
-    }
-    // The third answer said `X-RateLimit-Remaining: 0`: the fourth call waits.
-    let err = crm
-        .find_contact_by_phone(&phone("+15550100001"))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, UpstreamError::RateLimited { .. }), "{err}");
-    assert_eq!(sim.state.calls(endpoints::GHL_FIND_CONTACT), 3);
-}
-
-#[tokio::test]
-async fn a_breaker_opens_after_the_configured_failures_fails_fast_and_closes_after_a_good_probe() {
-    let sim = sim();
-    let up = Upstreams::new(settings(2_000, 3, 300))
-        .for_tenant(&tenant(ghl_zep(&sim.url)))
-        .unwrap();
-    let memory = up.memory.clone().unwrap();
-    let tenant_id = TenantId::parse("demo-dental").unwrap();
-    let ana = MemorySubject::for_caller(&tenant_id, &phone("+15550100001"), None);
-    sim.state
-        .set_knob(
-            endpoints::ZEP_CONTEXT,
-            Knob {
-                down: true,
-                ..Knob::default()
-            },
-        )
-        .unwrap();
-    // Each read is tried twice (one retry of a 503): two reads make 3+ failures.
-    for _ in 0..2 {
-        let err = memory.get_context(&ana).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                UpstreamError::Status { status: 503, .. } | UpstreamError::BreakerOpen { .. }
-            ),
-            "{err}"
-        );
-    }
-    let before = sim.state.calls(endpoints::ZEP_CONTEXT);
-    assert_eq!(before, 3, "the third failure opened the breaker");
-    let started = Instant::now();
-    let err = memory.get_context(&ana).await.unwrap_err();
-    assert!(matches!(err, UpstreamError::BreakerOpen { .. }), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "fails fast while open"
-    );
-    assert_eq!(
-        sim.state.calls(endpoints::ZEP_CONTEXT),
-        before,
-        "nothing reaches the upstream"
-    );
-
-    sim.state
-        .set_knob(endpoints::ZEP_CONTEXT, Knob::default())
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    assert!(
-        memory.get_context(&ana).await.unwrap().is_some(),
-        "the probe succeeds"
-    );
-    assert!(
-        memory.get_context(&ana).await.unwrap().is_some(),
-        "and the breaker is closed"
-    );
-    assert_eq!(sim.state.calls(endpoints::ZEP_CONTEXT), before + 2);
-}
-
-#[tokio::test]
-async fn a_2_s_memory_read_with_a_300_ms_timeout_fails_in_about_300_ms() {
-    let sim = sim();
-    let up = Upstreams::new(settings(300, 5, 10_000))
-        .for_tenant(&tenant(ghl_zep(&sim.url)))
-        .unwrap();
-    let memory = up.memory.clone().unwrap();
-    sim.state
-        .set_knob(endpoints::ZEP_CONTEXT, Knob::latency(2_000))
-        .unwrap();
-    let ana = MemorySubject::for_caller(
-        &TenantId::parse("demo-dental").unwrap(),
-        &phone("+15550100001"),
-        None,
-    );
-    let started = Instant::now();
-    let err = memory.get_context(&ana).await.unwrap_err();
-    let took = started.elapsed();
-    assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
-    assert!(
-        took < Duration::from_secs(1),
-        "failed after {took:?}, not after the upstream's 2 s"
-    );
 }

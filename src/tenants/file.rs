@@ -26,9 +26,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use super::{
+    CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig, new_row, parse_time_zone,
+};
 use crate::domain::{PhoneNumber, TenantId};
-use crate::store::{NewTenant, Store, TenantRecord};
-use crate::upstreams::TenantConfig;
+use crate::store::{NewTenant, Store};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,12 +67,7 @@ pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
         let at = format!("tenant `{}`", t.id);
         let phone =
             PhoneNumber::parse(&t.phone_number).with_context(|| format!("{at}: phone_number"))?;
-        t.time_zone.parse::<chrono_tz::Tz>().map_err(|_| {
-            anyhow::anyhow!(
-                "{at}: unknown time_zone `{}` (use an IANA name such as America/New_York)",
-                t.time_zone
-            )
-        })?;
+        let time_zone = parse_time_zone(&t.time_zone).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         t.config
             .validate()
             .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
@@ -83,14 +80,7 @@ pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
                 phone.as_str()
             );
         }
-        out.push(NewTenant {
-            id: t.id,
-            phone_number: phone,
-            name: t.name,
-            time_zone: t.time_zone,
-            config: serde_json::to_value(&t.config)?,
-            is_demo: false,
-        });
+        out.push(new_row(t.id, phone, t.name, time_zone, &t.config, false));
     }
     Ok(out)
 }
@@ -121,17 +111,14 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<usize> {
 }
 
 /// One line per tenant, secrets never shown.
-pub fn render_list(tenants: &[TenantRecord]) -> String {
+pub fn render_list(tenants: &[Tenant]) -> String {
     let mut out = format!(
         "{:<20} {:<16} {:<24} {:<20} {:<12} {:<8} {:<12} {}\n",
         "ID", "NUMBER", "NAME", "TIME ZONE", "CRM", "MEMORY", "CALENDAR", "SERVICES"
     );
     for t in tenants {
-        let cfg: TenantConfig = serde_json::from_value(t.config.clone()).unwrap_or_default();
-        let kind = |v: Option<serde_json::Value>| {
-            v.and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "-".into())
-        };
+        let cfg = &t.config;
+        let kind = |k: Option<&'static str>| k.unwrap_or("-");
         let name = if t.is_demo {
             format!("{} (demo)", t.name)
         } else {
@@ -142,18 +129,10 @@ pub fn render_list(tenants: &[TenantRecord]) -> String {
             t.id.as_str(),
             t.phone_number.as_str(),
             name,
-            t.time_zone,
-            kind(cfg.crm.as_ref().and_then(|c| serde_json::to_value(c).ok())),
-            kind(
-                cfg.memory
-                    .as_ref()
-                    .and_then(|c| serde_json::to_value(c).ok())
-            ),
-            kind(
-                cfg.calendar
-                    .as_ref()
-                    .and_then(|c| serde_json::to_value(c).ok())
-            ),
+            t.time_zone.name(),
+            kind(cfg.crm.as_ref().map(CrmConfig::kind)),
+            kind(cfg.memory.as_ref().map(MemoryConfig::kind)),
+            kind(cfg.calendar.as_ref().map(CalendarConfig::kind)),
             cfg.services.len()
         ));
     }
@@ -184,8 +163,9 @@ mod tests {
         let tenants = parse(TOML, "toml").unwrap();
         assert_eq!(tenants.len(), 1);
         assert_eq!(tenants[0].phone_number.as_str(), "+15550100000");
-        assert_eq!(tenants[0].config["calendar"]["kind"], "calcom");
-        assert_eq!(tenants[0].config["services"][0]["event_type_id"], 42);
+        let config: serde_json::Value = serde_json::from_str(&tenants[0].config).unwrap();
+        assert_eq!(config["calendar"]["kind"], "calcom");
+        assert_eq!(config["services"][0]["event_type_id"], 42);
     }
 
     #[test]
@@ -200,7 +180,8 @@ tenants:
 "#;
         let tenants = parse(yaml, "yaml").unwrap();
         assert_eq!(tenants[0].id.as_str(), "zen-spa");
-        assert_eq!(tenants[0].config["memory"]["kind"], "zep");
+        let config: serde_json::Value = serde_json::from_str(&tenants[0].config).unwrap();
+        assert_eq!(config["memory"]["kind"], "zep");
     }
 
     #[test]

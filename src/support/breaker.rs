@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::clock::now_ms;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
@@ -57,15 +59,11 @@ impl Breaker {
         }
     }
 
-    fn now_ms() -> i64 {
-        chrono::Utc::now().timestamp_millis()
-    }
-
     pub fn state(&self) -> BreakerState {
         let until = self.open_until_ms.load(Ordering::Acquire);
         if until == 0 {
             BreakerState::Closed
-        } else if Self::now_ms() < until {
+        } else if now_ms() < until {
             BreakerState::Open
         } else {
             BreakerState::HalfOpen
@@ -80,7 +78,7 @@ impl Breaker {
         if until == 0 {
             return true;
         }
-        let now = Self::now_ms();
+        let now = now_ms();
         if now < until {
             return false;
         }
@@ -107,7 +105,7 @@ impl Breaker {
         let was_closed = self.open_until_ms.load(Ordering::Acquire) == 0;
         if failures >= self.failure_threshold || !was_closed {
             self.open_until_ms
-                .store(Self::now_ms() + self.open_for_ms, Ordering::Release);
+                .store(now_ms() + self.open_for_ms, Ordering::Release);
             return was_closed;
         }
         false

@@ -6,7 +6,8 @@
 //! `degraded`. It turns 503 once shutdown has begun, so a load balancer stops
 //! sending new calls while in-flight ones drain.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
@@ -14,8 +15,19 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Serialize;
 
-use crate::cache::RedisHealth;
-use crate::startup::AppState;
+use crate::cache::{RedisHealth, RedisLink};
+use crate::store::Store;
+
+/// What health and readiness look at.
+#[derive(Clone)]
+pub struct Probes {
+    pub store: Store,
+    pub redis: Option<RedisLink>,
+    /// Set once the schema is known to be migrated.
+    pub schema_ready: Arc<AtomicBool>,
+    /// Set when shutdown begins: `/ready` turns 503.
+    pub shutting_down: Arc<AtomicBool>,
+}
 
 const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_millis(1_000);
 const REDIS_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
@@ -43,8 +55,8 @@ async fn health() -> HttpResponse {
 }
 
 #[get("/ready")]
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let r = readiness(&state).await;
+async fn ready(probes: web::Data<Probes>) -> HttpResponse {
+    let r = readiness(&probes).await;
     let mut resp = if r.status == "shutting_down" {
         HttpResponse::ServiceUnavailable()
     } else {
@@ -54,7 +66,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Probes the database and Redis concurrently, each within its own timeout.
-pub async fn readiness(state: &AppState) -> Readiness {
+pub async fn readiness(state: &Probes) -> Readiness {
     let db = async {
         if !state.schema_ready.load(Ordering::Acquire) {
             return DatabaseHealth::Error;
@@ -101,8 +113,8 @@ struct StatusPage {
 
 /// The same facts as `/ready`, for a person; refreshes itself while visible.
 #[get("/")]
-async fn status_page(state: web::Data<AppState>) -> StatusPage {
-    let r = readiness(&state).await;
+async fn status_page(probes: web::Data<Probes>) -> StatusPage {
+    let r = readiness(&probes).await;
     StatusPage {
         version: r.version,
         degraded: r.degraded,

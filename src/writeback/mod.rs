@@ -1,16 +1,18 @@
 //! Write-back to the CRM and the memory service after a call ended: claims
-//! the outbox items the write-behind created, runs them against the tenant's
-//! upstreams with retries and backoff, and invalidates what they changed.
+//! the [`WriteBack`] jobs the write-behind queued in the store, runs them
+//! against the tenant's upstreams with retries and backoff, and invalidates
+//! what they changed in the cache. A worker of its own: no webhook waits for
+//! it, and nothing in `calls/` knows it exists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use super::Calls;
-use crate::domain::{PhoneNumber, TenantId, TranscriptLine};
-use crate::store::{OutboxItem, now_ms};
-use crate::upstreams::{ContactUpsert, ConversationMessage, MemorySubject};
-use crate::writebehind::{CRM_WRITEBACK, MEMORY_WRITEBACK};
+use crate::cache::Cache;
+use crate::domain::WriteBack;
+use crate::store::{QueuedWriteBack, Store};
+use crate::support::now_ms;
+use crate::tenants::TenantDirectory;
+use crate::upstreams::{ContactUpsert, ConversationMessage, MemorySubject, Upstreams};
 
 const POLL: Duration = Duration::from_millis(500);
 const BATCH: u32 = 20;
@@ -18,24 +20,38 @@ const LEASE_MS: i64 = 60_000;
 /// After this many attempts an item is given up (and kept, with its error).
 const MAX_ATTEMPTS: i64 = 8;
 
-#[derive(Deserialize)]
-struct Payload {
-    tenant_id: TenantId,
-    caller: PhoneNumber,
-    #[serde(default)]
-    messages: Vec<TranscriptLine>,
+/// The write-back worker: what it needs, and nothing else.
+#[derive(Clone)]
+pub struct WriteBackWorker {
+    store: Store,
+    tenants: TenantDirectory,
+    upstreams: Arc<Upstreams>,
+    cache: Cache,
 }
 
-impl Calls {
-    /// Runs the write-back loop until the process ends.
-    pub fn start_writeback(&self) {
-        let calls = self.clone();
+impl WriteBackWorker {
+    pub fn new(
+        store: Store,
+        tenants: TenantDirectory,
+        upstreams: Arc<Upstreams>,
+        cache: Cache,
+    ) -> Self {
+        WriteBackWorker {
+            store,
+            tenants,
+            upstreams,
+            cache,
+        }
+    }
+
+    /// Runs the loop until the process ends.
+    pub fn start(self) {
         tokio::spawn(async move {
             loop {
-                match calls.store.claim_outbox(BATCH, LEASE_MS).await {
+                match self.store.claim_writebacks(BATCH, LEASE_MS).await {
                     Ok(items) if !items.is_empty() => {
                         for item in items {
-                            calls.write_back(item).await;
+                            self.write_back(item).await;
                         }
                         continue;
                     }
@@ -47,17 +63,20 @@ impl Calls {
         });
     }
 
-    #[tracing::instrument(name = "calls.write_back", skip_all, fields(kind = %item.kind, attempt = item.attempts))]
-    async fn write_back(&self, item: OutboxItem) {
-        let result = self.run_write_back(&item).await;
+    #[tracing::instrument(name = "writeback.run", skip_all, fields(kind = %item.kind, attempt = item.attempts))]
+    async fn write_back(&self, item: QueuedWriteBack) {
+        let result = match &item.job {
+            Ok(job) => self.run(job).await,
+            Err(e) => Err(e.clone()),
+        };
         let outcome = match &result {
             Ok(()) => {
-                let _ = self.store.mark_outbox_done(item.id).await;
+                let _ = self.store.mark_writeback_done(item.id).await;
                 "ok"
             }
-            Err(e) if item.attempts >= MAX_ATTEMPTS => {
-                tracing::error!(error = %e, "write-back given up after {MAX_ATTEMPTS} attempts");
-                let _ = self.store.mark_outbox_dead(item.id, e).await;
+            Err(e) if item.attempts >= MAX_ATTEMPTS || item.job.is_err() => {
+                tracing::error!(error = %e, "write-back given up after {} attempts", item.attempts);
+                let _ = self.store.mark_writeback_dead(item.id, e).await;
                 "given_up"
             }
             Err(e) => {
@@ -66,7 +85,7 @@ impl Calls {
                 tracing::warn!(error = %e, retry_in_ms = backoff, "write-back failed; will retry");
                 let _ = self
                     .store
-                    .mark_outbox_failed(item.id, e, now_ms() + backoff)
+                    .mark_writeback_failed(item.id, e, now_ms() + backoff)
                     .await;
                 "retry"
             }
@@ -74,22 +93,20 @@ impl Calls {
         metrics::counter!("warmline_writeback_total", "kind" => item.kind.clone(), "outcome" => outcome).increment(1);
     }
 
-    async fn run_write_back(&self, item: &OutboxItem) -> Result<(), String> {
-        let payload: Payload =
-            serde_json::from_str(&item.payload).map_err(|e| format!("bad payload: {e}"))?;
+    async fn run(&self, job: &WriteBack) -> Result<(), String> {
         let tenant = self
-            .store
-            .tenant(&payload.tenant_id)
+            .tenants
+            .by_id(job.tenant_id())
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("tenant {} no longer exists", payload.tenant_id))?;
+            .ok_or_else(|| format!("tenant {} no longer exists", job.tenant_id()))?;
         let up = self.upstreams.for_tenant(&tenant)?;
-        match item.kind.as_str() {
-            CRM_WRITEBACK => {
+        match job {
+            WriteBack::Crm { caller, .. } => {
                 if let Some(crm) = &up.crm {
                     // A touch: the CRM records the call against the contact.
                     crm.upsert_contact(&ContactUpsert {
-                        phone: Some(payload.caller.clone()),
+                        phone: Some(caller.clone()),
                         source: Some("warmline call".into()),
                         ..ContactUpsert::default()
                     })
@@ -97,11 +114,12 @@ impl Calls {
                     .map_err(|e| e.to_string())?;
                 }
             }
-            MEMORY_WRITEBACK => {
+            WriteBack::Memory {
+                caller, messages, ..
+            } => {
                 if let Some(memory) = &up.memory {
-                    let subject = MemorySubject::for_caller(&tenant.id, &payload.caller, None);
-                    let messages: Vec<ConversationMessage> = payload
-                        .messages
+                    let subject = MemorySubject::for_caller(&tenant.id, caller, None);
+                    let messages: Vec<ConversationMessage> = messages
                         .iter()
                         .map(|m| ConversationMessage {
                             role: m.role.clone(),
@@ -114,10 +132,9 @@ impl Calls {
                         .map_err(|e| e.to_string())?;
                 }
             }
-            other => return Err(format!("unknown outbox kind `{other}`")),
         }
         // What the upstream now knows differs from what we cached.
-        self.invalidate_caller(&tenant, &payload.caller).await;
+        self.cache.invalidate_caller(&tenant.id, job.caller()).await;
         Ok(())
     }
 }

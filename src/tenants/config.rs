@@ -1,38 +1,78 @@
-//! A tenant's upstream configuration: which CRM, memory and calendar it
-//! uses, their ids and credentials, and its services. Stored as the tenant's
-//! `config` JSON; written by `warmline tenants import`.
+//! A tenant's configuration: which CRM, memory and calendar it uses, their
+//! ids and credentials, its services, its own webhook secrets and its Vapi
+//! assistant. Stored as the tenant's `config` JSON, typed once when read;
+//! written by `warmline tenants import`. Which URL or header an adapter
+//! sends is `upstreams/`' business, not this file's.
 //!
 //! A credential is given either inline (`token`) or, better, as the name of
 //! an environment variable holding it (`token_env`), so the secret need not
-//! sit in the database or the import file.
+//! sit in the database or the import file. Either way it is wrapped: `Debug`
+//! prints `***`, so a tenant can be logged without leaking it.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
 
-use super::Service;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub const GHL_BASE_URL: &str = "https://services.leadconnectorhq.com";
-pub const ZEP_BASE_URL: &str = "https://api.getzep.com";
-pub const MEM0_BASE_URL: &str = "https://api.mem0.ai";
-pub const CALCOM_BASE_URL: &str = "https://api.cal.com";
+use crate::support::constant_time_eq;
+
+/// An inline secret. It is serialised (the database must keep it) but never
+/// shown: `Debug` prints `***`.
+#[derive(Clone)]
+pub struct InlineSecret(SecretString);
+
+impl InlineSecret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        InlineSecret(SecretString::from(secret.into()))
+    }
+}
+
+impl fmt::Debug for InlineSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl PartialEq for InlineSecret {
+    fn eq(&self, other: &Self) -> bool {
+        constant_time_eq(
+            self.0.expose_secret().as_bytes(),
+            other.0.expose_secret().as_bytes(),
+        )
+    }
+}
+
+impl Serialize for InlineSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose_secret())
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(InlineSecret::new(String::deserialize(d)?))
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<InlineSecret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
 }
 
 impl Credential {
     /// The secret, from the environment variable if one is named.
-    pub fn resolve(&self, what: &str) -> Result<String, String> {
+    pub fn resolve(&self, what: &str) -> Result<SecretString, String> {
         match (&self.token, &self.token_env) {
             (_, Some(var)) => std::env::var(var)
                 .ok()
                 .filter(|v| !v.is_empty())
+                .map(SecretString::from)
                 .ok_or_else(|| format!("{what}: environment variable {var} is not set")),
-            (Some(t), None) if !t.is_empty() => Ok(t.clone()),
+            (Some(t), None) if !t.0.expose_secret().is_empty() => Ok(t.0.clone()),
             _ => Err(format!("{what}: give `token` or `token_env`")),
         }
     }
@@ -87,6 +127,33 @@ pub enum CalendarConfig {
     },
 }
 
+impl CrmConfig {
+    /// The `kind` named in the tenant file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CrmConfig::Gohighlevel { .. } => "gohighlevel",
+        }
+    }
+}
+
+impl MemoryConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MemoryConfig::Zep { .. } => "zep",
+            MemoryConfig::Mem0 { .. } => "mem0",
+        }
+    }
+}
+
+impl CalendarConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CalendarConfig::Gohighlevel { .. } => "gohighlevel",
+            CalendarConfig::Calcom { .. } => "calcom",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
@@ -104,6 +171,17 @@ pub struct ServiceConfig {
 
 fn default_duration() -> u32 {
     30
+}
+
+impl ServiceConfig {
+    /// Where the service is booked: the GoHighLevel calendar id or the
+    /// Cal.com event type id, as text.
+    pub fn calendar_ref(&self) -> String {
+        self.calendar_id
+            .clone()
+            .or_else(|| self.event_type_id.map(|id| id.to_string()))
+            .unwrap_or_default()
+    }
 }
 
 /// A tenant's own webhook secrets, used besides the global ones
@@ -162,28 +240,12 @@ impl TenantConfig {
         Ok(())
     }
 
-    pub fn services(&self) -> Vec<Service> {
-        self.services
-            .iter()
-            .map(|s| Service {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                duration_minutes: s.duration_minutes,
-                calendar_ref: s
-                    .calendar_id
-                    .clone()
-                    .or_else(|| s.event_type_id.map(|id| id.to_string()))
-                    .unwrap_or_default(),
-            })
-            .collect()
-    }
-
     /// The same config with every inline secret replaced by `***`, for
     /// listings and pages.
     pub fn redacted(&self) -> TenantConfig {
         fn hide(c: &Credential) -> Credential {
             Credential {
-                token: c.token.as_ref().map(|_| "***".into()),
+                token: c.token.as_ref().map(|_| InlineSecret::new("***")),
                 token_env: c.token_env.clone(),
             }
         }
@@ -234,8 +296,12 @@ mod tests {
         )
         .unwrap();
         cfg.validate().unwrap();
-        assert_eq!(cfg.services()[0].calendar_ref, "cal_1");
-        assert_eq!(cfg.services()[0].duration_minutes, 30);
+        assert_eq!(cfg.services[0].calendar_ref(), "cal_1");
+        assert_eq!(cfg.services[0].duration_minutes, 30);
+        assert!(
+            !format!("{cfg:?}").contains("pit-secret"),
+            "Debug hides inline tokens"
+        );
         let shown = serde_json::to_string(&cfg.redacted()).unwrap();
         assert!(!shown.contains("pit-secret"), "{shown}");
         assert!(shown.contains("ZEP_API_KEY"), "{shown}");

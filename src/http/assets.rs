@@ -10,12 +10,12 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "htmx.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../static/htmx.min.js"),
+        include_bytes!("../../static/htmx.min.js"),
     ),
     (
         "warmline.css",
         "text/css; charset=utf-8",
-        include_bytes!("../static/warmline.css"),
+        include_bytes!("../../static/warmline.css"),
     ),
 ];
 

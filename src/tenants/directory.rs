@@ -4,16 +4,31 @@
 //! the warm-up endpoint), so resolving the called number on an inbound call
 //! is an L1 hit, not a database query. A number not yet in L1 is loaded from
 //! the database once (single-flight) and "no such tenant" is remembered
-//! under the namespace's negative TTL.
+//! under the namespace's negative TTL. Rows are typed into [`Tenant`]s here,
+//! once, as they are read.
 
 use crate::cache::{Cache, CacheError, LoadError, Namespace, Tiered};
-use crate::domain::PhoneNumber;
-use crate::store::{Store, TenantRecord};
+use crate::domain::{PhoneNumber, TenantId};
+use crate::store::{Store, StoreError, TenantRow};
+
+use super::Tenant;
 
 #[derive(Clone)]
 pub struct TenantDirectory {
-    cache: Tiered<TenantRecord>,
+    cache: Tiered<Tenant>,
     store: Store,
+}
+
+/// Types the rows that can be typed; a broken one is logged, not fatal, so
+/// one bad tenant cannot take the others down.
+fn typed(rows: Vec<TenantRow>) -> Vec<Tenant> {
+    rows.into_iter()
+        .filter_map(|row| {
+            Tenant::from_row(row)
+                .inspect_err(|e| tracing::error!(error = %e, "tenant skipped"))
+                .ok()
+        })
+        .collect()
 }
 
 impl TenantDirectory {
@@ -33,15 +48,18 @@ impl TenantDirectory {
 
     /// The tenant answering `called`, or `None` when no tenant has it.
     #[tracing::instrument(name = "tenant.resolve", skip_all, fields(called = %called.masked(), tenant = tracing::field::Empty))]
-    pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<TenantRecord>, CacheError> {
+    pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<Tenant>, CacheError> {
         let store = self.store.clone();
         let number = called.clone();
         let lookup = self
             .cache
             .get_or_load(called.as_str(), move || async move {
-                store
+                let row = store
                     .tenant_by_number(&number)
                     .await
+                    .map_err(LoadError::new)?;
+                row.map(Tenant::from_row)
+                    .transpose()
                     .map_err(LoadError::new)
             })
             .await?;
@@ -51,9 +69,25 @@ impl TenantDirectory {
         Ok(lookup.value.map(|t| (*t).clone()))
     }
 
+    /// The tenant with this id, from the database (the fallback cascade and
+    /// the write-back worker know only the id).
+    pub async fn by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        match self.store.tenant(id).await? {
+            None => Ok(None),
+            Some(row) => Ok(Tenant::from_row(row)
+                .inspect_err(|e| tracing::error!(error = %e, "tenant unusable"))
+                .ok()),
+        }
+    }
+
+    /// Every tenant that can be typed, by id.
+    pub async fn list(&self) -> Result<Vec<Tenant>, StoreError> {
+        Ok(typed(self.store.list_tenants().await?))
+    }
+
     /// Loads every tenant into the cache; returns how many.
     pub async fn warm(&self) -> anyhow::Result<usize> {
-        let tenants = self.store.list_tenants().await?;
+        let tenants = self.list().await?;
         let n = tenants.len();
         for t in tenants {
             let key = t.phone_number.as_str().to_owned();

@@ -1,0 +1,29 @@
+//! `get_customer_context`: what warmline knows of the caller, in sentences.
+
+use super::CallSession;
+
+/// The caller's context as the agent may read it out.
+pub fn describe(s: &CallSession) -> String {
+    let c = &s.context;
+    let mut parts = Vec::new();
+    match &c.customer_name {
+        Some(n) => parts.push(format!("The caller is {n}.")),
+        None => parts.push("The caller's name is not known.".into()),
+    }
+    if c.returning_caller {
+        parts.push(format!(
+            "They have called {} time(s) before.",
+            c.total_calls
+        ));
+    } else {
+        parts.push("This is their first call.".into());
+    }
+    if let Some(m) = &c.memory_summary {
+        parts.push(format!("Notes: {m}"));
+    }
+    let slots = c.slots_spoken();
+    if !slots.is_empty() {
+        parts.push(format!("Next free times: {}.", slots.join("; ")));
+    }
+    parts.join(" ")
+}

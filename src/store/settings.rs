@@ -1,0 +1,37 @@
+//! Where warmline stores its durable state: `DATABASE_URL` and the pool.
+
+use secrecy::SecretString;
+
+use crate::support::{Env, SettingsError, redact_url};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://warmline.db?mode=rwc";
+
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; may contain a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a request may wait for a pooled connection before failing.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl DatabaseSettings {
+    /// `DATABASE_URL`, `WARMLINE_DB_MAX_CONNECTIONS`, `WARMLINE_DB_ACQUIRE_TIMEOUT_MS`.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let url = env.get_or("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if super::Backend::from_url(&url).is_none() {
+            return Err(SettingsError::new(
+                "DATABASE_URL",
+                format!(
+                    "`{}`: expected sqlite://PATH or postgres://USER@HOST:PORT/DB",
+                    redact_url(&url)
+                ),
+            ));
+        }
+        Ok(DatabaseSettings {
+            url: url.into(),
+            max_connections: env.count_or("WARMLINE_DB_MAX_CONNECTIONS", 10, 1)?,
+            acquire_timeout: env.millis_or("WARMLINE_DB_ACQUIRE_TIMEOUT_MS", 2_000)?,
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! Small helpers every layer may use and that belong to none of them: the
+//! clock, the circuit breaker, constant-time comparison and URL redaction.
+//!
+//! Nothing here knows the domain, a provider, an upstream or the database;
+//! `support` depends on no other module of warmline.
+
+pub mod breaker;
+pub mod clock;
+pub mod env;
+pub mod redact;
+
+pub use breaker::{Breaker, BreakerState};
+pub use clock::now_ms;
+pub use env::{Env, SettingsError};
+pub use redact::{constant_time_eq, redact_url};

@@ -1,0 +1,108 @@
+//! Tenants: one business per called number, and the one home of everything
+//! about them — the typed [`Tenant`] (time zone parsed, configuration typed,
+//! credentials wrapped), the in-memory [`TenantDirectory`] that answers
+//! "which tenant has this number" without a database query, and tenant
+//! files (`warmline tenants import` / `list`).
+//!
+//! The store keeps tenants as rows of text; a [`Tenant`] is built from a row
+//! once, when it is read, and every other module works with the typed value.
+
+mod config;
+mod directory;
+mod file;
+
+pub use config::{
+    CalendarConfig, Credential, CrmConfig, InlineSecret, MemoryConfig, ServiceConfig, TenantConfig,
+    WebhookSecrets,
+};
+pub use directory::TenantDirectory;
+pub use file::{import, parse, render_list};
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{PhoneNumber, Provider, TenantId};
+use crate::store::{NewTenant, TenantRow};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// The number callers dial; resolves calls to this tenant.
+    pub phone_number: PhoneNumber,
+    pub name: String,
+    pub time_zone: Tz,
+    pub config: TenantConfig,
+    pub is_demo: bool,
+    pub created_at_ms: i64,
+    /// Changes with every edit: adapters built for a tenant are rebuilt when
+    /// it moves.
+    pub updated_at_ms: i64,
+}
+
+/// A stored tenant that cannot be used as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("tenant `{tenant}`: {problem}")]
+pub struct TenantError {
+    pub tenant: String,
+    pub problem: String,
+}
+
+impl Tenant {
+    /// Types a stored row: parses the time zone and the configuration.
+    pub fn from_row(row: TenantRow) -> Result<Self, TenantError> {
+        let bad = |problem: String| TenantError {
+            tenant: row.id.to_string(),
+            problem,
+        };
+        let time_zone = parse_time_zone(&row.time_zone).map_err(bad)?;
+        let config: TenantConfig = serde_json::from_str(&row.config)
+            .map_err(|e| bad(format!("invalid configuration: {e}")))?;
+        Ok(Tenant {
+            id: row.id,
+            phone_number: row.phone_number,
+            name: row.name,
+            time_zone,
+            config,
+            is_demo: row.is_demo,
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        })
+    }
+
+    /// The tenant's own webhook secret for `provider`, when it has one.
+    pub fn webhook_secret(&self, provider: Provider) -> Option<&Credential> {
+        let secrets = self.config.webhook_secrets.as_ref()?;
+        match provider {
+            Provider::Retell => secrets.retell.as_ref(),
+            Provider::Vapi => secrets.vapi.as_ref(),
+            Provider::ElevenLabs => secrets.elevenlabs.as_ref(),
+        }
+    }
+}
+
+/// What the store is given to create or replace a tenant.
+pub fn new_row(
+    id: TenantId,
+    phone_number: PhoneNumber,
+    name: String,
+    time_zone: Tz,
+    config: &TenantConfig,
+    is_demo: bool,
+) -> NewTenant {
+    NewTenant {
+        id,
+        phone_number,
+        name,
+        time_zone: time_zone.name().to_owned(),
+        // A typed config always serialises.
+        config: serde_json::to_string(config).unwrap_or_else(|_| "{}".into()),
+        is_demo,
+    }
+}
+
+/// An IANA time zone name, with the mistake named when it is not one.
+pub fn parse_time_zone(raw: &str) -> Result<Tz, String> {
+    raw.parse::<Tz>().map_err(|_| {
+        format!("unknown time_zone `{raw}` (use an IANA name such as America/New_York)")
+    })
+}
