@@ -61,6 +61,29 @@ impl L2 {
         self.errors.load(Ordering::Relaxed)
     }
 
+    /// Redis is known to be back (the backplane resubscribed): ping the
+    /// command connection until it answers — each ping also makes the
+    /// connection manager reconnect — then close the breaker, so L2 serves
+    /// again at once instead of after a cool-down and a probe that may still
+    /// meet the dead connection.
+    pub async fn recover(&self) {
+        const ATTEMPTS: u32 = 50;
+        const PAUSE: Duration = Duration::from_millis(100);
+        for _ in 0..ATTEMPTS {
+            // The reconnect itself may take longer than one command.
+            let timeout = self.link.command_timeout().max(Duration::from_millis(500));
+            if self.link.ping(timeout).await == super::RedisHealth::Ok {
+                self.breaker.on_success();
+                metrics::gauge!("warmline_cache_l2_breaker_state")
+                    .set(self.breaker.state().gauge_value());
+                tracing::info!("redis answers again: L2 breaker closed");
+                return;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+        tracing::warn!("redis resubscribed but does not answer commands; the L2 breaker stays");
+    }
+
     /// Runs one Redis operation under the breaker and `timeout`.
     async fn guarded<T, F>(&self, op: &'static str, timeout: Duration, f: F) -> Result<T, L2Error>
     where

@@ -351,7 +351,12 @@ impl Cache {
                     Event::Op(op) => {
                         core.apply_local(&op);
                     }
-                    Event::Resync => core.clear_local(),
+                    Event::Resync => {
+                        core.clear_local();
+                        if let Some(l2) = core.l2.clone() {
+                            tokio::spawn(async move { l2.recover().await });
+                        }
+                    }
                 }
             }));
         }

@@ -71,7 +71,7 @@ impl Gate {
                 Err(e) => last = e,
             }
         }
-        Err(ApiError::Unauthorized(format!("{provider}: {last}")))
+        Err(refused(provider, &last))
     }
 
     /// Verifies the request for the envelope it parsed into, then hands the
@@ -109,9 +109,23 @@ impl Gate {
             );
             Ok(Verification::UnsignedDemo)
         } else {
-            Err(ApiError::Unauthorized(format!(
-                "{secret_var} is not configured, so {provider} webhooks cannot be verified"
-            )))
+            Err(refused(
+                provider,
+                &format!(
+                    "{secret_var} is not configured, so {provider} webhooks cannot be verified"
+                ),
+            ))
         }
     }
+}
+
+/// The one answer to every authentication failure. It must not differ by
+/// called number or by which check failed — that would tell an attacker
+/// which numbers have tenants with secrets of their own — so the reason goes
+/// to the log only.
+pub const REFUSED: &str = "the webhook could not be authenticated; warmline's log says why";
+
+fn refused(provider: Provider, reason: &str) -> ApiError {
+    tracing::warn!(%provider, reason, "webhook refused");
+    ApiError::Unauthorized(REFUSED.into())
 }

@@ -11,6 +11,7 @@
 mod body;
 pub mod elevenlabs;
 mod gate;
+mod labels;
 pub mod retell;
 mod settings;
 pub mod signature;
@@ -18,7 +19,7 @@ pub mod vapi;
 mod variables;
 
 pub use body::{MAX_BODY_BYTES, RawBody};
-pub use gate::{Gate, Verification};
+pub use gate::{Gate, REFUSED, Verification};
 pub use settings::WebhookSettings;
 
 use std::borrow::Cow;
@@ -154,7 +155,8 @@ fn optional_phone(raw: Option<&str>) -> Option<PhoneNumber> {
 /// Acknowledges an event the platform sent but warmline does not use:
 /// 2xx so the platform does not retry, counted so it is visible.
 fn ignored(provider: &'static str, event: &str) -> HttpResponse {
-    metrics::counter!("warmline_webhook_ignored_total", "provider" => provider, "event" => event.to_owned())
+    let event = labels::event_label(provider, event);
+    metrics::counter!("warmline_webhook_ignored_total", "provider" => provider, "event" => event)
         .increment(1);
     HttpResponse::Ok().json(serde_json::json!({ "received": true, "ignored": true }))
 }
@@ -178,10 +180,10 @@ async fn ack_event(calls: &Calls, mut event: CallEvent) -> Result<HttpResponse, 
 
 /// Counts and times one webhook.
 fn record(provider: &'static str, event: &str, outcome: &'static str, started: Instant) {
-    let event = event.to_owned();
+    let event = labels::event_label(provider, event);
     metrics::counter!(
         "warmline_webhook_requests_total",
-        "provider" => provider, "event" => event.clone(), "outcome" => outcome
+        "provider" => provider, "event" => event, "outcome" => outcome
     )
     .increment(1);
     metrics::histogram!(

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use warmline::cache::{FlushScope, LoadError, Namespace, Outcome, Policies, Tier};
+use warmline::support::BreakerState;
 
 use crate::helpers::cache::{cache, counting, unique_prefix, wait_until};
 use crate::helpers::{PrivateRedis, TestDb, shared_redis};
@@ -111,7 +112,18 @@ async fn with_redis_killed_gets_still_succeed_and_l2_comes_back_when_redis_does(
     // Reconnected: the backplane resyncs (L1 flushed, since messages may
     // have been missed) and values reach L2 again.
     assert!(wait_until(Duration::from_secs(10), || cache.backplane_connected()).await);
-    tokio::time::sleep(Duration::from_millis(2_100)).await; // the L2 breaker's cool-down
+    // Once resubscribed, the cache probes Redis and closes its L2 breaker
+    // itself: no cool-down to sit out.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            cache
+                .stats()
+                .l2
+                .is_some_and(|l2| l2.breaker == BreakerState::Closed)
+        })
+        .await,
+        "the L2 breaker closes once Redis answers again"
+    );
     memory
         .get_or_load("after", counting(&calls, 0, Ok(Some("back".into()))))
         .await

@@ -6,6 +6,7 @@ mod helpers;
 mod admin_api;
 mod cache;
 mod cache_redis;
+mod edge;
 mod elevenlabs;
 mod events;
 mod health;

@@ -122,11 +122,11 @@ async fn without_a_secret_and_outside_the_demo_unsigned_webhooks_are_refused() {
     let body = inbound_body("+15550100001", "+15550100000");
     let (status, answer) = post_signed(&app, "/retell/inbound", &body, None).await;
     assert_eq!(status, 401);
-    assert!(
-        answer["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("RETELL_API_KEY"),
+    // Why (RETELL_API_KEY is not set) goes to the log; the caller gets the
+    // one answer every refusal gets.
+    assert_eq!(
+        answer["error"]["message"],
+        warmline::webhooks::REFUSED,
         "{answer}"
     );
 }

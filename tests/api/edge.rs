@@ -1,0 +1,214 @@
+//! Trust at the edge, tried as an attacker would: a secret acts only for the
+//! tenant whose envelope picked it, every refusal looks the same, and what a
+//! sender chooses never becomes a metric label.
+
+use serde_json::{Value, json};
+use warmline::domain::{CallId, PhoneNumber, Provider, TenantId};
+use warmline::webhooks::REFUSED;
+use warmline::webhooks::signature::{sign_elevenlabs, sign_retell};
+
+use crate::helpers::voice::{now_ms, post, retell_call, secrets};
+use crate::helpers::{TestApp, TestDb, spawn_with_simulator};
+
+const CLINIC_A: &str = "+15550100000";
+const CLINIC_B: &str = "+15557770000";
+const A_RETELL: &str = "tenant-a-retell-key";
+const A_ELEVEN: &str = "tenant-a-elevenlabs-secret";
+const B_RETELL: &str = "tenant-b-retell-key";
+
+/// Replaces a tenant with the demo data, its own secrets and `number`.
+async fn tenant(app: &TestApp, sim_url: &str, id: &str, number: &str, secrets: Value) {
+    let mut config = warmline::simulator::demo_tenant_config(sim_url);
+    config["webhook_secrets"] = secrets;
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: TenantId::parse(id).unwrap(),
+            phone_number: PhoneNumber::parse(number).unwrap(),
+            name: id.into(),
+            time_zone: "America/New_York".into(),
+            config: config.to_string(),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+}
+
+/// Two tenants, each with its own webhook secrets and no global ones.
+async fn two_tenants() -> (TestApp, warmline::simulator::Simulator) {
+    let (app, sim) = spawn_with_simulator(TestDb::sqlite(), &[]).await;
+    tenant(
+        &app,
+        &sim.url,
+        "demo-dental",
+        CLINIC_A,
+        json!({ "retell": { "token": A_RETELL }, "elevenlabs": { "token": A_ELEVEN } }),
+    )
+    .await;
+    tenant(
+        &app,
+        &sim.url,
+        "other-clinic",
+        CLINIC_B,
+        json!({ "retell": { "token": B_RETELL } }),
+    )
+    .await;
+    app.cache.warm_up().await;
+    (app, sim)
+}
+
+async fn retell_signed(app: &TestApp, path: &str, body: &Value, key: &str) -> (u16, Value) {
+    let body = body.to_string();
+    let sig = sign_retell(body.as_bytes(), key.as_bytes(), now_ms());
+    post(app, path, &body, &[("x-retell-signature", sig)]).await
+}
+
+#[tokio::test]
+async fn one_tenants_secret_cannot_act_on_another_tenants_number() {
+    let (app, _sim) = two_tenants().await;
+
+    // A Retell event that names tenant A in one field and B in the one acted
+    // on, signed with A's key.
+    let mut call = retell_call("call_cross_tenant", "+15550100001");
+    call["to_number"] = CLINIC_B.into();
+    let event = json!({
+        "event": "call_ended",
+        "call_inbound": { "from_number": "+15550100001", "to_number": CLINIC_A },
+        "call": call,
+    });
+    let (status, answer) = retell_signed(&app, "/retell/events", &event, A_RETELL).await;
+    assert_eq!(status, 401, "{answer}");
+    let stored = app
+        .store
+        .call(
+            Provider::Retell,
+            &CallId::parse("call_cross_tenant").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "nothing stored under tenant B");
+    // B's own key does act for B.
+    let (status, answer) = retell_signed(&app, "/retell/events", &event, B_RETELL).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A custom function reading B's caller context with A's key.
+    let function = json!({
+        "name": "get_customer_context",
+        "args": {},
+        "call": { "call_id": "call_cross_fn", "from_number": "+15550100001", "to_number": CLINIC_B },
+        "call_inbound": { "to_number": CLINIC_A },
+    });
+    let (status, answer) = retell_signed(
+        &app,
+        "/retell/functions/get_customer_context",
+        &function,
+        A_RETELL,
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "B's customer context must not be read: {answer}"
+    );
+
+    // ElevenLabs post-call: A's number on top, B's agent number in the data.
+    let post_call = json!({
+        "type": "post_call_transcription",
+        "called_number": CLINIC_A,
+        "data": {
+            "conversation_id": "conv_cross_tenant",
+            "metadata": { "phone_call": { "agent_number": CLINIC_B, "external_number": "+15550100001" } },
+            "transcript": [{ "role": "user", "message": "hi" }],
+        },
+    })
+    .to_string();
+    let sig = sign_elevenlabs(post_call.as_bytes(), A_ELEVEN.as_bytes(), now_ms() / 1000);
+    let (status, answer) = post(
+        &app,
+        "/elevenlabs/post-call",
+        &post_call,
+        &[("elevenlabs-signature", sig)],
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    let stored = app
+        .store
+        .call(
+            Provider::ElevenLabs,
+            &CallId::parse("conv_cross_tenant").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "no call stored under tenant B");
+}
+
+#[tokio::test]
+async fn every_authentication_failure_gets_the_same_401() {
+    let (app, _sim) = two_tenants().await;
+    let inbound = |to: &str| json!({ "event": "call_inbound", "call_inbound": { "from_number": "+15550100001", "to_number": to } });
+    let mut answers = Vec::new();
+    // A tenant with its own secret, signed wrongly; a number no tenant has
+    // (no secret applies at all); no signature; garbage that does not parse.
+    answers.push(retell_signed(&app, "/retell/inbound", &inbound(CLINIC_A), "wrong").await);
+    answers.push(retell_signed(&app, "/retell/inbound", &inbound("+15559990000"), "wrong").await);
+    answers.push(post(&app, "/retell/inbound", &inbound(CLINIC_B).to_string(), &[]).await);
+    answers.push(post(&app, "/retell/inbound", "{not json", &[]).await);
+    answers.push(
+        post(
+            &app,
+            "/vapi",
+            &json!({"message": {"type": "tool-calls", "toolCallList": []}}).to_string(),
+            &[],
+        )
+        .await,
+    );
+    for (status, answer) in &answers {
+        assert_eq!(*status, 401, "{answer}");
+        assert_eq!(answer["error"]["message"], REFUSED, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn invented_event_names_never_become_metric_labels() {
+    let (app, _sim) = spawn_with_simulator(TestDb::sqlite(), &secrets()).await;
+    let metrics = || async { app.get("/metrics").await.text().await.unwrap() };
+    // The recorder is shared by every test in this process: compare counts.
+    let others = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"warmline_webhook_ignored_total{provider="retell",event="other"} "#,
+                )
+            })
+            .map_or(0.0, |n| n.parse().unwrap())
+    };
+    let before = others(&metrics().await);
+    let key = secrets()[0].1;
+    for i in 0..20 {
+        let name = format!("invented_event_{i}");
+        let (status, _) = retell_signed(
+            &app,
+            "/retell/events",
+            &json!({ "event": name, "call": {} }),
+            key,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    for name in ["x".repeat(100_000), "+14155550123".into()] {
+        let (status, _) = retell_signed(
+            &app,
+            "/retell/events",
+            &json!({ "event": name, "call": {} }),
+            key,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let after = metrics().await;
+    assert!(
+        !after.contains("invented_event"),
+        "no label per invented name"
+    );
+    assert!(!after.contains("xxxxxxxxxx"), "no huge label");
+    assert!(!after.contains("4155550123"), "no caller data in a label");
+    assert!(others(&after) >= before + 22.0, "{after}");
+}
