@@ -10,6 +10,11 @@ use crate::store::{NewTenant, Store};
 
 pub const DEMO_NUMBER: &str = "+15550100000";
 pub const DEMO_TENANT: &str = "demo-dental";
+/// The demo tenant's number, typed.
+pub fn number() -> PhoneNumber {
+    PhoneNumber::parse(DEMO_NUMBER).expect("the demo number is E.164")
+}
+
 /// A caller the demo data knows well.
 pub const DEMO_CALLER: &str = "+15550100001";
 

@@ -116,7 +116,11 @@ impl Application {
         let shutting_down = Arc::new(AtomicBool::new(false));
         let routes = Routes {
             calls: calls.clone(),
-            gate: Gate::new(settings.webhooks.clone(), demo.is_some()),
+            gate: Gate::new(
+                settings.webhooks.clone(),
+                demo.as_ref().map(|_| crate::demo::number()),
+                addr.ip().is_loopback(),
+            ),
             cache: cache.clone(),
             store: store.clone(),
             admin: settings.admin.clone(),

@@ -10,6 +10,7 @@
 //! how a load is shared, bounded and written back.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -194,6 +195,12 @@ where
         let policy = &self.inner.policy;
         let core = &self.inner.core;
         let started = Instant::now();
+        // However this ends — returned, panicked, cancelled — the key leaves
+        // the in-flight map, and only after its value is in L1.
+        let _landing = Landing {
+            tiered: self,
+            key: &key,
+        };
 
         let mut leased = false;
         if policy.lease
@@ -205,7 +212,6 @@ where
                 Ok(false) => {
                     if let Some(e) = self.wait_for_peer(&key, policy.hard_timeout / 2).await {
                         self.inner.l1.insert(key.clone(), e.clone());
-                        self.leave_flight(&key);
                         return Ok(e);
                     }
                 }
@@ -214,8 +220,15 @@ where
             }
         }
 
-        let result = match tokio::time::timeout(MAX_LOAD_TIME, loader()).await {
-            Ok(r) => r,
+        // A loader that panics (on a hostile upstream answer, say) fails
+        // this load like any other error: its waiters hear so at once.
+        let guarded = AssertUnwindSafe(async move { loader().await }).catch_unwind();
+        let result = match tokio::time::timeout(MAX_LOAD_TIME, guarded).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => Err(LoadError::new(format!(
+                "loader panicked: {}",
+                mask_phones_in(panic_message(panic.as_ref()))
+            ))),
             Err(_) => Err(LoadError::new(format!(
                 "loader ran longer than {MAX_LOAD_TIME:?}"
             ))),
@@ -263,16 +276,7 @@ where
             let key = key.clone();
             tokio::spawn(async move { l2.release_lease(ns, &key).await });
         }
-        self.leave_flight(&key);
         out
-    }
-
-    fn leave_flight(&self, key: &str) {
-        self.inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
     }
 
     /// Another replica holds the lease: wait for its value to reach L2.
@@ -312,4 +316,42 @@ where
             }
         });
     }
+}
+
+/// Takes a load's key out of the in-flight map when the load ends, however
+/// it ends: a key left there would hand every later caller the same dead
+/// flight until a restart. A load that unwinds past the loader (a panic
+/// outside it) is counted as a load error on the way.
+struct Landing<'a, V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    tiered: &'a Tiered<V>,
+    key: &'a str,
+}
+
+impl<V> Drop for Landing<'_, V>
+where
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        let inner = &self.tiered.inner;
+        if std::thread::panicking() {
+            inner.core.stats(inner.ns).load_error(inner.ns);
+        }
+        inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.key);
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

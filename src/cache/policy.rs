@@ -24,10 +24,13 @@ pub enum Namespace {
     Services,
     Context,
     Call,
+    /// The answers of tool calls that changed something (a booking), by
+    /// request: a re-delivered request gets the first answer.
+    Replay,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 7] = [
+    pub const ALL: [Namespace; 8] = [
         Namespace::Tenant,
         Namespace::Contact,
         Namespace::Memory,
@@ -35,6 +38,7 @@ impl Namespace {
         Namespace::Services,
         Namespace::Context,
         Namespace::Call,
+        Namespace::Replay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +50,7 @@ impl Namespace {
             Namespace::Services => "services",
             Namespace::Context => "context",
             Namespace::Call => "call",
+            Namespace::Replay => "replay",
         }
     }
 
@@ -58,6 +63,7 @@ impl Namespace {
             Namespace::Services => "SERVICES",
             Namespace::Context => "CONTEXT",
             Namespace::Call => "CALL",
+            Namespace::Replay => "REPLAY",
         }
     }
 }
@@ -207,6 +213,20 @@ impl Policy {
                 l1_capacity: 50_000,
                 jitter: 0.0,
                 lease: false,
+                ..base
+            },
+            // Long enough for every platform retry; the lease keeps two
+            // replicas from acting on one request at once; the booking's own
+            // upstream timeout, not the cache's, bounds the wait.
+            Namespace::Replay => Policy {
+                fresh: ms(HOUR),
+                stale_while_revalidate: Duration::ZERO,
+                fail_safe: Duration::ZERO,
+                negative: Duration::ZERO,
+                hard_timeout: ms(60 * SEC),
+                l1_capacity: 50_000,
+                jitter: 0.0,
+                lease: true,
                 ..base
             },
         }

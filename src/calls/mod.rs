@@ -68,6 +68,7 @@ pub struct Calls {
     context: ContextAssembler,
     sessions: Tiered<CallSession>,
     slots: Tiered<Vec<Slot>>,
+    replays: Tiered<String>,
     upstreams: Arc<Upstreams>,
     writebehind: WriteBehind,
     store: Store,
@@ -94,6 +95,7 @@ impl Calls {
             tenants,
             sessions: cache.namespace(Namespace::Call),
             slots: cache.namespace(Namespace::Slots),
+            replays: cache.namespace(Namespace::Replay),
             upstreams,
             writebehind,
             store,
@@ -119,7 +121,7 @@ impl Calls {
         let Some(tenant) = self.tenants.resolve(&called).await? else {
             metrics::counter!("warmline_fallback_activations_total", "kind" => "unknown_called_number").increment(1);
             tracing::warn!(
-                "inbound call to a number no tenant has; answering with an empty override"
+                "inbound call to a number no tenant has; answering as the platform expects"
             );
             return Ok(Inbound::UnknownTenant);
         };

@@ -308,6 +308,11 @@ pub struct ToolCall {
     pub call_id: Option<CallId>,
     pub caller: Option<PhoneNumber>,
     pub called: Option<PhoneNumber>,
+    /// What identifies this request if the platform delivers it again (its
+    /// tool-call id, or a digest of the signed request): a tool that changes
+    /// something answers a replay with its first answer instead of acting
+    /// twice.
+    pub replay_key: Option<String>,
 }
 
 impl ToolCall {

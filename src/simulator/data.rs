@@ -251,6 +251,14 @@ pub fn demo_tenant_config(base_url: &str) -> Value {
         "crm": { "kind": "gohighlevel", "location_id": DEMO_LOCATION, "base_url": base_url, "token": GHL_TOKEN },
         "memory": { "kind": "zep", "base_url": base_url, "token": ZEP_KEY },
         "calendar": { "kind": "gohighlevel", "location_id": DEMO_LOCATION, "base_url": base_url, "token": GHL_TOKEN },
+        "vapi_assistant": {
+            "name": "Demo Dental receptionist",
+            "firstMessage": "Thanks for calling {{business_name}}, how can I help?",
+            "model": { "provider": "openai", "model": "gpt-4o-mini", "messages": [{
+                "role": "system",
+                "content": "You are the receptionist of {{business_name}}. The caller is {{customer_name}} ({{total_calls}} calls before). Notes: {{memory_summary}}. Free times: {{next_available_slots}}."
+            }] }
+        },
         "services": [
             { "id": "cleaning", "name": "Teeth cleaning", "duration_minutes": 30, "calendar_id": "cal_demo_cleaning" },
             { "id": "checkup", "name": "Check-up", "duration_minutes": 30, "calendar_id": "cal_demo_checkup" },

@@ -163,6 +163,11 @@ fn describe() {
         Unit::Count,
         "Mid-call tool calls by tool and outcome."
     );
+    describe_counter!(
+        "warmline_tool_replays_total",
+        Unit::Count,
+        "Re-delivered tool calls that changed something (a booking), answered with their first answer instead of acting again."
+    );
     describe_histogram!(
         "warmline_tool_duration_seconds",
         Unit::Seconds,
@@ -218,6 +223,11 @@ fn describe() {
         "warmline_writeback_backlog",
         Unit::Count,
         "CRM and memory write-backs waiting."
+    );
+    describe_counter!(
+        "warmline_background_restarts_total",
+        Unit::Count,
+        "Background loops restarted after a panic, by loop (writeback, writebehind_replay, writebehind_prune)."
     );
 }
 

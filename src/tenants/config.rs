@@ -203,9 +203,14 @@ pub struct WebhookSecrets {
 pub struct TenantConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secrets: Option<WebhookSecrets>,
-    /// The Vapi assistant to answer `assistant-request` with.
+    /// The Vapi assistant to answer `assistant-request` with: the id of one
+    /// saved in Vapi…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vapi_assistant_id: Option<String>,
+    /// …or a transient assistant, inline (Vapi's `assistant` object). With
+    /// neither, Vapi is answered with an `error` and the call is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapi_assistant: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,6 +225,9 @@ impl TenantConfig {
     /// Checks what can be checked without calling anyone: each service names
     /// the calendar reference its calendar kind needs.
     pub fn validate(&self) -> Result<(), String> {
+        if self.vapi_assistant_id.is_some() && self.vapi_assistant.is_some() {
+            return Err("give `vapi_assistant_id` or `vapi_assistant`, not both".into());
+        }
         for s in &self.services {
             match (&self.calendar, &s.calendar_id, s.event_type_id) {
                 (Some(CalendarConfig::Gohighlevel { .. }), None, _) => {

@@ -41,6 +41,13 @@ const RETRY_BUDGET_MAX: f64 = 10.0;
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// When a 429 names no delay.
 const DEFAULT_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause an upstream's headers can impose: one asking for more
+/// (or for "forever") is tried again after an hour.
+const MAX_RATE_LIMIT_PAUSE: Duration = Duration::from_secs(3_600);
+/// A rate-limit reset above this is a Unix time, not a number of seconds
+/// (10^9 s is 31 years, and as a time 2001); above the second, in ms.
+const EPOCH_SECONDS_FROM: f64 = 1e9;
+const EPOCH_MILLIS_FROM: f64 = 1e12;
 
 /// A token bucket of retries: each request deposits [`RETRY_RATIO`], each
 /// retry withdraws one.
@@ -280,12 +287,12 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, operation: &'static str, call: &Call) -> UpstreamResult<Answer> {
-        let paused = self.paused_until_ms.load(Ordering::Acquire) - now_ms();
-        if paused > 0 {
+        let paused = self.paused_for();
+        if !paused.is_zero() {
             return Err(UpstreamError::RateLimited {
                 upstream: self.name,
                 operation,
-                retry_after: Duration::from_millis(paused as u64),
+                retry_after: paused,
             });
         }
         if !self.breaker.allow() {
@@ -356,11 +363,10 @@ impl UpstreamClient {
             }
         };
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = self.paused_until_ms.load(Ordering::Acquire) - now_ms();
             return Err(UpstreamError::RateLimited {
                 upstream: self.name,
                 operation,
-                retry_after: Duration::from_millis(wait.max(0) as u64),
+                retry_after: self.paused_for(),
             });
         }
         if !status.is_success() {
@@ -376,52 +382,93 @@ impl UpstreamClient {
         Ok(Answer { status, body })
     }
 
+    /// How long calls stay paused because the upstream asked (zero when
+    /// they are not).
+    pub fn paused_for(&self) -> Duration {
+        let left = self.paused_until_ms.load(Ordering::Acquire) - now_ms();
+        Duration::from_millis(left.max(0) as u64)
+    }
+
     /// Pauses calls when the upstream says so: `Retry-After` on a 429, or a
     /// remaining quota of zero (`X-RateLimit-Remaining*`) until the window
-    /// resets (`X-RateLimit-Reset*` seconds, or GoHighLevel's
-    /// `X-RateLimit-Interval-Milliseconds`).
+    /// resets (GoHighLevel's `X-RateLimit-Interval-Milliseconds`, or
+    /// `X-RateLimit-Reset*`: seconds, or a Unix time). Never longer than
+    /// [`MAX_RATE_LIMIT_PAUSE`], whatever the headers say.
     fn note_rate_limit(&self, headers: &reqwest::header::HeaderMap, status: StatusCode) {
-        let number = |name: &str| -> Option<f64> {
-            headers
-                .iter()
-                .find(|(k, _)| k.as_str().starts_with(name))
-                .and_then(|(_, v)| v.to_str().ok())
+        let now = now_ms();
+        let header = |name: &str| first_header(headers, name);
+        let interval = || header("x-ratelimit-interval-milliseconds").and_then(millis_pause);
+        let reset = || header("x-ratelimit-reset").and_then(|v| reset_pause(v, now));
+        let exhausted = |name: &str| {
+            header(name)
                 .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|r| r <= 0.0)
         };
         let pause = if status == StatusCode::TOO_MANY_REQUESTS {
-            Some(
-                number("retry-after")
-                    .map(|s| Duration::from_secs_f64(s.max(0.0)))
-                    .or_else(|| {
-                        number("x-ratelimit-interval-milliseconds")
-                            .map(|ms| Duration::from_millis(ms as u64))
-                    })
-                    .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE),
-            )
-        } else if number("x-ratelimit-remaining").is_some_and(|r| r <= 0.0)
-            || number("x-ratelimit-daily-remaining").is_some_and(|r| r <= 0.0)
-        {
-            Some(
-                number("x-ratelimit-interval-milliseconds")
-                    .map(|ms| Duration::from_millis(ms as u64))
-                    .or_else(|| {
-                        number("x-ratelimit-reset").map(|s| Duration::from_secs_f64(s.max(0.0)))
-                    })
-                    .unwrap_or(DEFAULT_RATE_LIMIT_PAUSE),
-            )
+            header("retry-after")
+                .and_then(|v| retry_after_pause(v, now))
+                .or_else(interval)
+                .or_else(reset)
+        } else if exhausted("x-ratelimit-remaining") || exhausted("x-ratelimit-daily-remaining") {
+            interval().or_else(reset)
         } else {
-            None
+            return;
         };
-        if let Some(p) = pause {
-            let until = now_ms() + p.as_millis() as i64;
-            self.paused_until_ms.fetch_max(until, Ordering::AcqRel);
-            tracing::warn!(
-                upstream = self.name,
-                pause_ms = p.as_millis() as u64,
-                "upstream rate limit reached; pausing calls"
-            );
-        }
+        let p = pause.unwrap_or(DEFAULT_RATE_LIMIT_PAUSE);
+        self.paused_until_ms
+            .fetch_max(now + p.as_millis() as i64, Ordering::AcqRel);
+        tracing::warn!(
+            upstream = self.name,
+            pause_ms = p.as_millis() as u64,
+            "upstream rate limit reached; pausing calls"
+        );
     }
+}
+
+/// The first header whose name starts with `prefix` (`x-ratelimit-reset`
+/// also finds `x-ratelimit-reset-requests`).
+fn first_header<'h>(headers: &'h reqwest::header::HeaderMap, prefix: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.as_str().starts_with(prefix))
+        .and_then(|(_, v)| v.to_str().ok())
+}
+
+/// Seconds as a pause: `None` for NaN; never negative, at most
+/// [`MAX_RATE_LIMIT_PAUSE`] (infinity included).
+fn capped_pause(secs: f64) -> Option<Duration> {
+    (!secs.is_nan())
+        .then(|| Duration::from_secs_f64(secs.clamp(0.0, MAX_RATE_LIMIT_PAUSE.as_secs_f64())))
+}
+
+/// `Retry-After`: delta-seconds (leniently, a decimal number) or an HTTP
+/// date; `None` when it is neither.
+fn retry_after_pause(value: &str, now_ms: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return capped_pause(secs);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    capped_pause((at.timestamp_millis() - now_ms) as f64 / 1_000.0)
+}
+
+/// `X-RateLimit-Reset`: seconds until the window resets, or the moment it
+/// resets as a Unix time in seconds or milliseconds.
+fn reset_pause(value: &str, now_ms: i64) -> Option<Duration> {
+    let n = value.trim().parse::<f64>().ok()?;
+    let secs = if n >= EPOCH_MILLIS_FROM {
+        (n - now_ms as f64) / 1_000.0
+    } else if n >= EPOCH_SECONDS_FROM {
+        n - now_ms as f64 / 1_000.0
+    } else {
+        n
+    };
+    capped_pause(secs)
+}
+
+/// `X-RateLimit-Interval-Milliseconds`.
+fn millis_pause(value: &str) -> Option<Duration> {
+    capped_pause(value.trim().parse::<f64>().ok()? / 1_000.0)
 }
 
 /// reqwest's error text without the URL (which may carry a phone number).
@@ -437,4 +484,100 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+    /// 2025-06-15T15:06:40Z, in whole seconds.
+    const NOW: i64 = 1_750_000_000_000;
+    const HOUR: Duration = MAX_RATE_LIMIT_PAUSE;
+    const ZERO: Option<Duration> = Some(Duration::ZERO);
+
+    fn secs(s: u64) -> Option<Duration> {
+        Some(Duration::from_secs(s))
+    }
+
+    #[test]
+    fn retry_after_seconds_are_never_negative_nan_or_infinite_and_at_most_an_hour() {
+        let p = |v| retry_after_pause(v, NOW);
+        assert_eq!(p("1e20"), Some(HOUR));
+        assert_eq!(p("inf"), Some(HOUR));
+        assert_eq!(p("18446744073709551616"), Some(HOUR));
+        assert_eq!(p("NaN"), None, "garbage: the caller's default applies");
+        assert_eq!(p("-5"), ZERO);
+        assert_eq!(p("-inf"), ZERO);
+        assert_eq!(p("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(p(" 120 "), secs(120));
+        assert_eq!(p("soon"), None);
+        assert_eq!(p(""), None);
+    }
+
+    #[test]
+    fn retry_after_may_be_an_http_date() {
+        let at = chrono::DateTime::from_timestamp_millis(NOW + 90_000).unwrap();
+        let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        assert_eq!(retry_after_pause(&date, NOW), secs(90), "{date}");
+        let p = |v| retry_after_pause(v, NOW);
+        assert_eq!(p("Sun, 06 Nov 1994 08:49:37 GMT"), ZERO, "in the past");
+        assert_eq!(p("Fri, 31 Dec 9999 23:59:59 GMT"), Some(HOUR));
+        assert_eq!(p("Sun, 32 Nov 1994 08:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn a_rate_limit_reset_is_seconds_or_a_unix_time_in_seconds_or_milliseconds() {
+        let p = |v: &str| reset_pause(v, NOW);
+        assert_eq!(p("30"), secs(30));
+        assert_eq!(p("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(p(&(NOW / 1_000 + 30).to_string()), secs(30), "epoch s");
+        assert_eq!(p(&(NOW + 30_000).to_string()), secs(30), "epoch ms");
+        assert_eq!(p(&(NOW / 1_000 - 30).to_string()), ZERO, "a past reset");
+        let ten_years = NOW / 1_000 + 10 * 365 * 86_400;
+        assert_eq!(p(&ten_years.to_string()), Some(HOUR));
+        assert_eq!(p("1e20"), Some(HOUR));
+        assert_eq!(p("inf"), Some(HOUR));
+        assert_eq!(p("NaN"), None);
+        assert_eq!(p("-5"), ZERO);
+        assert_eq!(p("6m0s"), None);
+        assert_eq!(millis_pause("10000"), secs(10));
+        assert_eq!(millis_pause("1e30"), Some(HOUR));
+        assert_eq!(millis_pause("-1"), ZERO);
+    }
+
+    /// The pause a fresh client takes from one answer.
+    fn paused_by(status: StatusCode, pairs: &[(&'static str, &str)]) -> Duration {
+        let client = UpstreamClient::new("test", ClientSettings::default());
+        let headers: HeaderMap = pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_static(k),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect();
+        client.note_rate_limit(&headers, status);
+        client.paused_for()
+    }
+
+    #[test]
+    fn hostile_headers_pause_the_client_at_most_an_hour() {
+        let p = paused_by(StatusCode::TOO_MANY_REQUESTS, &[("retry-after", "inf")]);
+        assert!(p <= HOUR && p > HOUR - Duration::from_secs(60), "{p:?}");
+        let reset = (now_ms() / 1_000 + 30).to_string();
+        let exhausted = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", &reset),
+        ];
+        let p = paused_by(StatusCode::OK, &exhausted);
+        assert!(
+            p > Duration::from_secs(20) && p <= Duration::from_secs(30),
+            "{p:?}"
+        );
+        // Garbage: a 429 still pauses, for the default second.
+        let p = paused_by(StatusCode::TOO_MANY_REQUESTS, &[("retry-after", "NaN")]);
+        assert!(p <= DEFAULT_RATE_LIMIT_PAUSE && !p.is_zero(), "{p:?}");
+    }
 }

@@ -6,16 +6,19 @@
 //! - `POST /elevenlabs/post-call` — `post_call_transcription`, verified with
 //!   `ElevenLabs-Signature`; `post_call_audio` and `call_initiation_failure`
 //!   are acknowledged and counted.
+//!
+//! Numbers from a payload are range-checked before any arithmetic: one out of
+//! range is a 400 naming the field, never echoing the value.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Number, Value, json};
 
 use super::signature::verify_elevenlabs;
 use super::{
     Delivery, Gate, Handled, RawBody, observed, optional_phone, required_phone, text, variables,
 };
-use crate::calls::{Calls, Inbound};
+use crate::calls::{CallerContext, Calls, Inbound};
 use crate::domain::{
     CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider, TranscriptLine,
 };
@@ -71,7 +74,11 @@ async fn initiation(
         )
         .await?;
     let vars = match calls.inbound(call).await? {
-        Inbound::UnknownTenant => json!({}),
+        Inbound::UnknownTenant => {
+            // Counted (`unknown_called_number`) and logged by the call service.
+            tracing::info!("ElevenLabs initiation for an unknown number: neutral variables");
+            Value::Object(neutral_variables())
+        }
         Inbound::Context { context, .. } => Value::Object(variables::as_values(&context)),
     };
     Ok(HttpResponse::Ok().json(json!({
@@ -80,7 +87,81 @@ async fn initiation(
     })))
 }
 
+/// Every variable warmline defines, each with its type's neutral value (an
+/// empty string, `false`, `0`): ElevenLabs needs every variable the agent
+/// declares in every answer, also when no tenant has the called number.
+fn neutral_variables() -> Map<String, Value> {
+    let nobody = CallerContext {
+        tenant_id: String::new(),
+        business_name: String::new(),
+        time_zone: chrono_tz::UTC,
+        customer_name: None,
+        crm_contact_id: None,
+        returning_caller: false,
+        total_calls: 0,
+        last_call_at_ms: None,
+        memory_summary: None,
+        next_slots: Vec::new(),
+        missing: Vec::new(),
+        stale: Vec::new(),
+    };
+    variables::as_values(&nobody)
+        .into_iter()
+        .map(|(name, value)| {
+            let neutral = match value {
+                Value::Bool(_) => Value::Bool(false),
+                Value::Number(_) => Value::from(0),
+                _ => Value::String(String::new()),
+            };
+            (name, neutral)
+        })
+        .collect()
+}
+
 // --------------------------------------------------------------- post-call
+
+/// 2000-01-01T00:00:00Z: no call warmline hears of started before it.
+const EARLIEST_START_S: i64 = 946_684_800;
+/// How far past warmline's clock a call's start may be.
+const START_LEEWAY_S: i64 = 24 * 60 * 60;
+/// The longest call: a day.
+const MAX_DURATION_S: i64 = 24 * 60 * 60;
+
+/// Seconds (an integer, or a float: ElevenLabs' durations are) as whole
+/// milliseconds; `None` when that does not fit an `i64`.
+fn seconds_to_ms(n: &Number) -> Option<i64> {
+    if let Some(s) = n.as_i64() {
+        return s.checked_mul(1000);
+    }
+    let ms = (n.as_f64()? * 1000.0).round();
+    // `i64::MAX as f64` rounds up to 2^63, which itself does not fit.
+    (ms.is_finite() && ms >= i64::MIN as f64 && ms < i64::MAX as f64).then_some(ms as i64)
+}
+
+/// The seconds at `key` of `meta` as milliseconds within `[lo_s, hi_s]`:
+/// `None` when absent or null, a 400 naming `field` otherwise — the value is
+/// never echoed.
+fn ms_within(
+    meta: &Value,
+    key: &str,
+    field: &str,
+    lo_s: i64,
+    hi_s: i64,
+) -> Result<Option<i64>, ApiError> {
+    let n = match meta.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n,
+        Some(_) => return Err(ApiError::BadRequest(format!("`{field}` must be a number"))),
+    };
+    let in_range = |ms: &i64| {
+        let (lo, hi) = (lo_s.saturating_mul(1000), hi_s.saturating_mul(1000));
+        (lo..=hi).contains(ms)
+    };
+    match seconds_to_ms(n).filter(in_range) {
+        Some(ms) => Ok(Some(ms)),
+        None => Err(ApiError::BadRequest(format!("`{field}` is out of range"))),
+    }
+}
 
 /// The agent's number in a post-call payload: where the call was placed to.
 fn agent_number(data: &Value) -> Option<PhoneNumber> {
@@ -98,7 +179,8 @@ fn agent_number(data: &Value) -> Option<PhoneNumber> {
     )
 }
 
-fn parse_post_call(body: &[u8]) -> Result<(String, Delivery), ApiError> {
+/// A post-call delivery, checked against `now_s` (warmline's clock).
+fn parse_post_call(body: &[u8], now_s: i64) -> Result<(String, Delivery), ApiError> {
     let b: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid post-call payload: {e}")))?;
     let kind = b
@@ -114,11 +196,11 @@ fn parse_post_call(body: &[u8]) -> Result<(String, Delivery), ApiError> {
     let data = b
         .get("data")
         .ok_or_else(|| ApiError::BadRequest("missing `data` object".into()))?;
-    let event = transcription_event(data)?;
+    let event = transcription_event(data, now_s)?;
     Ok((kind, Delivery::Call(Box::new(event))))
 }
 
-fn transcription_event(data: &Value) -> Result<CallEvent, ApiError> {
+fn transcription_event(data: &Value, now_s: i64) -> Result<CallEvent, ApiError> {
     let id = text(data, &["conversation_id"])
         .ok_or_else(|| ApiError::BadRequest("missing `data.conversation_id`".into()))?;
     let id = CallId::parse(id)
@@ -141,16 +223,22 @@ fn transcription_event(data: &Value) -> Result<CallEvent, ApiError> {
             .or_else(|| text(&vars, &["system__caller_id"])),
     );
     d.called = agent_number(data);
-    d.started_at_ms = meta
-        .get("start_time_unix_secs")
-        .and_then(Value::as_i64)
-        .map(|s| s * 1000);
-    d.duration_ms = meta
-        .get("call_duration_secs")
-        .and_then(Value::as_f64)
-        .map(|s| (s * 1000.0) as i64);
+    d.started_at_ms = ms_within(
+        &meta,
+        "start_time_unix_secs",
+        "data.metadata.start_time_unix_secs",
+        EARLIEST_START_S,
+        now_s.saturating_add(START_LEEWAY_S),
+    )?;
+    d.duration_ms = ms_within(
+        &meta,
+        "call_duration_secs",
+        "data.metadata.call_duration_secs",
+        0,
+        MAX_DURATION_S,
+    )?;
     if let (Some(s), Some(dur)) = (d.started_at_ms, d.duration_ms) {
-        d.ended_at_ms = Some(s + dur);
+        d.ended_at_ms = s.checked_add(dur);
     }
     d.disconnection_reason = text(&meta, &["termination_reason"]).map(str::to_owned);
     e.messages = data
@@ -217,7 +305,7 @@ async fn post_call(
             calls,
             Provider::ElevenLabs,
             req,
-            parse_post_call(body),
+            parse_post_call(body, now),
             |(_, d)| d.called(),
             |secret| verify_elevenlabs(header, body, secret, now).map_err(|e| e.to_string()),
         )

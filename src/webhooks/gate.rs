@@ -20,19 +20,42 @@ pub enum Verification {
     UnsignedDemo,
 }
 
-/// The webhooks' view of configuration: the global secrets and whether the
-/// demo is running. Registered once; every webhook handler takes it.
+/// The webhooks' view of configuration: the global secrets and where an
+/// unsigned request may be accepted. Registered once; every webhook handler
+/// takes it.
 #[derive(Clone)]
 pub struct Gate {
     settings: WebhookSettings,
-    demo: bool,
+    /// The demo tenant's number while the demo runs: the only number an
+    /// unsigned request may act for.
+    demo_number: Option<PhoneNumber>,
+    /// Whether warmline listens on a loopback address only.
+    listens_on_loopback: bool,
 }
 
+/// Headers a reverse proxy or tunnel adds: behind one, every request looks
+/// like it comes from this machine, so "loopback" proves nothing.
+const PROXY_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "x-client-ip",
+];
+
 impl Gate {
-    pub fn new(settings: WebhookSettings, demo_running: bool) -> Self {
+    pub fn new(
+        settings: WebhookSettings,
+        demo_number: Option<PhoneNumber>,
+        listens_on_loopback: bool,
+    ) -> Self {
         Gate {
             settings,
-            demo: demo_running,
+            demo_number,
+            listens_on_loopback,
         }
     }
 
@@ -62,7 +85,7 @@ impl Gate {
             }
         }
         if secrets.is_empty() {
-            return self.unsigned(req, provider, var);
+            return self.unsigned(req, provider, var, called);
         }
         let mut last = String::from("no secret");
         for secret in &secrets {
@@ -71,7 +94,7 @@ impl Gate {
                 Err(e) => last = e,
             }
         }
-        Err(refused(provider, &last))
+        Err(refused(provider, called, &last))
     }
 
     /// Verifies the request for the envelope it parsed into, then hands the
@@ -92,29 +115,46 @@ impl Gate {
         parsed
     }
 
-    /// Without a configured secret, only the demo on a loopback address
-    /// accepts unsigned requests; anything else is refused.
+    /// Without a configured secret, an unsigned request is accepted only
+    /// for the demo tenant's own number, from this machine, with warmline
+    /// listening on loopback and no proxy in between — decided per request,
+    /// so a real tenant imported while the demo runs is never served
+    /// unsigned.
     fn unsigned(
         &self,
         req: &HttpRequest,
         provider: Provider,
         secret_var: &str,
+        called: Option<&PhoneNumber>,
     ) -> Result<Verification, ApiError> {
-        let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-        if self.demo && loopback {
-            tracing::warn!(
-                %provider,
-                "UNSIGNED {provider} webhook accepted: demo mode on loopback with no {secret_var} set; \
-                 set {secret_var} before exposing warmline"
-            );
-            Ok(Verification::UnsignedDemo)
-        } else {
-            Err(refused(
+        let why_not = match &self.demo_number {
+            None => Some("the demo is not running"),
+            Some(demo) if called != Some(demo) => Some("the request is not for the demo number"),
+            Some(_) if !self.listens_on_loopback => Some("warmline listens beyond loopback"),
+            Some(_) if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) => {
+                Some("the request did not come from this machine")
+            }
+            Some(_) if PROXY_HEADERS.iter().any(|h| req.headers().contains_key(*h)) => {
+                Some("the request came through a proxy")
+            }
+            Some(_) => None,
+        };
+        match why_not {
+            None => {
+                tracing::warn!(
+                    %provider,
+                    "UNSIGNED {provider} webhook accepted for the demo number: no {secret_var} set; \
+                     set {secret_var} before exposing warmline"
+                );
+                Ok(Verification::UnsignedDemo)
+            }
+            Some(why) => Err(refused(
                 provider,
+                called,
                 &format!(
-                    "{secret_var} is not configured, so {provider} webhooks cannot be verified"
+                    "{secret_var} is not configured and {why}, so the webhook cannot be verified"
                 ),
-            ))
+            )),
         }
     }
 }
@@ -125,7 +165,8 @@ impl Gate {
 /// to the log only.
 pub const REFUSED: &str = "the webhook could not be authenticated; warmline's log says why";
 
-fn refused(provider: Provider, reason: &str) -> ApiError {
-    tracing::warn!(%provider, reason, "webhook refused");
+fn refused(provider: Provider, called: Option<&PhoneNumber>, reason: &str) -> ApiError {
+    let called = called.map(PhoneNumber::masked);
+    tracing::warn!(%provider, called, reason, "webhook refused");
     ApiError::Unauthorized(REFUSED.into())
 }

@@ -6,7 +6,9 @@
 //!
 //! Every request carries `x-retell-signature`, checked on the raw bytes.
 
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, post, route, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -55,7 +57,8 @@ struct InboundEnvelope {
 
 #[derive(Deserialize)]
 struct InboundBody {
-    from_number: String,
+    /// Null or absent when the caller withholds the number.
+    from_number: Option<String>,
     to_number: String,
 }
 
@@ -74,7 +77,7 @@ fn parse_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
     Ok(InboundCall {
         provider: Provider::Retell,
         called: required_phone(&inbound.to_number, "call_inbound.to_number")?,
-        caller: PhoneNumber::parse(&inbound.from_number).ok(),
+        caller: optional_phone(inbound.from_number.as_deref()),
         call_id: None,
     })
 }
@@ -117,22 +120,45 @@ async fn inbound(
 
 // --------------------------------------------------------------- functions
 
-#[derive(Deserialize, Default)]
-struct FunctionQuery {
-    call_id: Option<String>,
-    from_number: Option<String>,
-    to_number: Option<String>,
+/// The query string of a function call: the call's details when the tool
+/// is configured to send them (`call_id`, `from_number`, `to_number`), and —
+/// for GET and DELETE, which have no body — the arguments.
+struct FunctionQuery(BTreeMap<String, String>);
+
+impl FunctionQuery {
+    const CALL_FIELDS: [&'static str; 3] = ["call_id", "from_number", "to_number"];
+
+    fn get(&self, field: &str) -> Option<String> {
+        self.0.get(field).cloned()
+    }
+
+    /// Every other parameter, as the arguments of a body-less call.
+    fn args(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .filter(|(k, _)| !Self::CALL_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    }
 }
 
-/// A custom function's payload: the default `{name, call, args}`, or the
-/// arguments alone (`args_at_root`, call details then only in the query).
+/// A custom function's payload: the default `{name, call, args}`, the
+/// arguments alone (`args_at_root`), or — for GET and DELETE — no body, the
+/// arguments in the query string. Call details missing from the body come
+/// from the query.
 fn parse_function(
     path_name: Option<&str>,
     query: &FunctionQuery,
     body: &[u8],
 ) -> Result<ToolCall, ApiError> {
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid function payload: {e}")))?;
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        query.args()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid function payload: {e}")))?
+    };
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::BadRequest("function payload must be a JSON object".into()))?;
@@ -156,13 +182,13 @@ fn parse_function(
     } else {
         (body.clone(), Value::Null)
     };
-    let field = |k: &str, q: &Option<String>| {
+    let field = |k: &str| {
         call.get(k)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| q.clone())
+            .or_else(|| query.get(k))
     };
-    let call_id = field("call_id", &query.call_id)
+    let call_id = field("call_id")
         .map(|id| {
             CallId::parse(&id).map_err(|e| ApiError::BadRequest(format!("`call.call_id`: {e}")))
         })
@@ -172,9 +198,23 @@ fn parse_function(
         invocation_id: None,
         request: ToolRequest::parse(&name, &args),
         call_id,
-        caller: optional_phone(field("from_number", &query.from_number).as_deref()),
-        called: optional_phone(field("to_number", &query.to_number).as_deref()),
+        caller: optional_phone(field("from_number").as_deref()),
+        called: optional_phone(field("to_number").as_deref()),
+        replay_key: None,
     })
+}
+
+/// A signed Retell request is identified by its signature and body: Retell
+/// re-sends exactly those bytes when it retries.
+fn replay_key(req: &HttpRequest, body: &[u8]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let signature = req.headers().get("x-retell-signature")?.as_bytes();
+    let digest = Sha256::new()
+        .chain_update(signature)
+        .chain_update(b"\n")
+        .chain_update(body)
+        .finalize();
+    Some(format!("retell:{}", hex::encode(&digest[..16])))
 }
 
 async fn function(
@@ -186,7 +226,8 @@ async fn function(
     query: &FunctionQuery,
 ) -> Result<HttpResponse, ApiError> {
     let parsed = parse_function(path_name, query, body);
-    let tc = admit(gate, calls, req, body, parsed, |tc| tc.called.clone()).await?;
+    let mut tc = admit(gate, calls, req, body, parsed, |tc| tc.called.clone()).await?;
+    tc.replay_key = replay_key(req, body);
     // A tool's failure is a sentence for the agent, still a 200: Retell
     // retries non-2xx answers, which would only repeat the failure.
     let text = match calls.tool(tc).await {
@@ -196,15 +237,24 @@ async fn function(
     Ok(HttpResponse::Ok().json(json!({ "result": text })))
 }
 
-#[post("/retell/functions/{name}")]
+// Retell calls a function with the method the tool is configured with.
+#[route(
+    "/retell/functions/{name}",
+    method = "POST",
+    method = "GET",
+    method = "PUT",
+    method = "PATCH",
+    method = "DELETE"
+)]
 async fn retell_function_named(
     calls: web::Data<Calls>,
     gate: web::Data<Gate>,
     req: HttpRequest,
     RawBody(body): RawBody,
     name: web::Path<String>,
-    query: web::Query<FunctionQuery>,
+    query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = FunctionQuery(query.into_inner());
     observed(PROVIDER, "function", async {
         let response = function(&calls, &gate, &req, &body, Some(&name), &query).await?;
         Ok(Handled::ok(response, "function"))
@@ -212,14 +262,22 @@ async fn retell_function_named(
     .await
 }
 
-#[post("/retell/functions")]
+#[route(
+    "/retell/functions",
+    method = "POST",
+    method = "GET",
+    method = "PUT",
+    method = "PATCH",
+    method = "DELETE"
+)]
 async fn retell_function(
     calls: web::Data<Calls>,
     gate: web::Data<Gate>,
     req: HttpRequest,
     RawBody(body): RawBody,
-    query: web::Query<FunctionQuery>,
+    query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = FunctionQuery(query.into_inner());
     observed(PROVIDER, "function", async {
         let response = function(&calls, &gate, &req, &body, None, &query).await?;
         Ok(Handled::ok(response, "function"))
@@ -245,8 +303,8 @@ struct RetellCall {
     end_timestamp: Option<i64>,
     duration_ms: Option<i64>,
     transcript: Option<String>,
-    #[serde(default)]
-    transcript_object: Vec<RetellUtterance>,
+    /// Null before anything was said.
+    transcript_object: Option<Vec<RetellUtterance>>,
     disconnection_reason: Option<String>,
     call_analysis: Option<Value>,
 }
@@ -311,6 +369,7 @@ fn call_event(event: &str, phase: CallPhase, call: Value) -> Result<CallEvent, A
     }
     e.messages = c
         .transcript_object
+        .unwrap_or_default()
         .into_iter()
         .filter(|u| u.role == "agent" || u.role == "user")
         .map(|u| TranscriptLine {

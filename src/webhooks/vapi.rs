@@ -103,7 +103,16 @@ fn parse(body: &[u8]) -> Result<(String, Message), ApiError> {
         .ok_or_else(|| ApiError::BadRequest("missing `message.type`".into()))?
         .to_owned();
     let p = parties(m);
+    let no_call_id = p.call_id.is_none() && text(m, &["call", "id"]).is_none();
     let message = match kind.as_str() {
+        // Chat sessions report status and end-of-call without a call: there
+        // is nothing to log, so they are acknowledged and counted.
+        "status-update" | "end-of-call-report" if no_call_id => {
+            Message::Delivery(Delivery::Ignored {
+                event: kind.clone(),
+                called: p.called,
+            })
+        }
         "assistant-request" => Message::AssistantRequest(InboundCall {
             provider: Provider::Vapi,
             called: p.called.ok_or_else(|| {
@@ -183,6 +192,8 @@ fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
         call_id: p.call_id.clone(),
         caller: p.caller.clone(),
         called: p.called.clone(),
+        // Vapi's id of this tool call: the same on every delivery of it.
+        replay_key: Some(format!("vapi:{id}")),
     })
 }
 
@@ -256,21 +267,41 @@ fn single_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What Vapi is told when warmline cannot name an assistant: it speaks
+/// `error` to the caller and ends the call, so it must be a sentence.
+const NOT_SET_UP: &str =
+    "Sorry, this number is not set up to take calls yet. Please try again later.";
+
+/// Vapi needs an assistant (by id or inline) or an `error`: overrides alone,
+/// or an empty answer, end the call with `assistant-request-returned-no-assistant`.
 async fn assistant_request(calls: &Calls, call: InboundCall) -> Result<HttpResponse, ApiError> {
     let (context, tenant) = match calls.inbound(call).await? {
-        Inbound::UnknownTenant => return Ok(HttpResponse::Ok().json(json!({}))),
+        // Counted as `unknown_called_number` by the call service.
+        Inbound::UnknownTenant => {
+            return Ok(HttpResponse::Ok().json(json!({ "error": NOT_SET_UP })));
+        }
         Inbound::Context { context, tenant } => (context, tenant),
     };
-    let mut body = json!({
-        "assistantOverrides": {
-            "variableValues": variables::as_strings(&context),
-            "metadata": variables::metadata(&context),
-        }
+    let overrides = json!({
+        "variableValues": variables::as_strings(&context),
+        "metadata": variables::metadata(&context),
     });
-    // The tenant's assistant, when its configuration names one.
-    if let Some(id) = &tenant.config.vapi_assistant_id {
-        body["assistantId"] = id.as_str().into();
-    }
+    let body = match (
+        &tenant.config.vapi_assistant_id,
+        &tenant.config.vapi_assistant,
+    ) {
+        (Some(id), _) => json!({ "assistantId": id, "assistantOverrides": overrides }),
+        (None, Some(inline)) => json!({ "assistant": inline, "assistantOverrides": overrides }),
+        (None, None) => {
+            metrics::counter!("warmline_fallback_activations_total", "kind" => "vapi_no_assistant")
+                .increment(1);
+            tracing::warn!(
+                tenant = %tenant.id,
+                "Vapi asked for an assistant but the tenant names none; the call is refused"
+            );
+            json!({ "error": NOT_SET_UP })
+        }
+    };
     Ok(HttpResponse::Ok().json(body))
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cache::Cache;
 use crate::domain::WriteBack;
 use crate::store::{QueuedWriteBack, Store};
-use crate::support::now_ms;
+use crate::support::{now_ms, supervise};
 use crate::tenants::TenantDirectory;
 use crate::upstreams::{ContactUpsert, ConversationMessage, MemorySubject, Upstreams};
 
@@ -44,23 +44,26 @@ impl WriteBackWorker {
         }
     }
 
-    /// Runs the loop until the process ends.
+    /// Runs the loop until the process ends; a panic restarts it (the items
+    /// it had claimed come back when their lease runs out).
     pub fn start(self) {
-        tokio::spawn(async move {
-            loop {
-                match self.store.claim_writebacks(BATCH, LEASE_MS).await {
-                    Ok(items) if !items.is_empty() => {
-                        for item in items {
-                            self.write_back(item).await;
-                        }
-                        continue;
+        supervise("writeback", move || self.clone().run_loop());
+    }
+
+    async fn run_loop(self) {
+        loop {
+            match self.store.claim_writebacks(BATCH, LEASE_MS).await {
+                Ok(items) if !items.is_empty() => {
+                    for item in items {
+                        self.write_back(item).await;
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "write-back cannot claim work yet"),
+                    continue;
                 }
-                tokio::time::sleep(POLL).await;
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "write-back cannot claim work yet"),
             }
-        });
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     #[tracing::instrument(name = "writeback.run", skip_all, fields(kind = %item.kind, attempt = item.attempts))]

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{Store, StoreError};
-use crate::support::now_ms;
+use crate::support::{now_ms, supervise};
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 256;
@@ -87,9 +87,17 @@ impl WriteBehind {
             spill: spill.clone(),
             db_down: db_down.clone(),
         };
+        // The batcher owns the queue's receiver: it cannot be started again,
+        // so it is not supervised. The replay and pruning loops keep no state
+        // of their own and are restarted if they panic.
         tokio::spawn(batcher.run(rx));
-        tokio::spawn(replay_loop(store.clone(), spill.clone(), db_down));
-        tokio::spawn(prune_loop(store, retention));
+        let replay = (store.clone(), spill.clone());
+        supervise("writebehind_replay", move || {
+            replay_loop(replay.0.clone(), replay.1.clone(), db_down.clone())
+        });
+        supervise("writebehind_prune", move || {
+            prune_loop(store.clone(), retention)
+        });
         Ok(WriteBehind { tx, spill })
     }
 

@@ -212,3 +212,57 @@ async fn invented_event_names_never_become_metric_labels() {
     assert!(!after.contains("4155550123"), "no caller data in a label");
     assert!(others(&after) >= before + 22.0, "{after}");
 }
+
+#[tokio::test]
+async fn unsigned_requests_are_served_only_for_the_demo_number_from_this_machine_without_a_proxy() {
+    let demo = crate::helpers::spawn_app_with(TestDb::sqlite(), &[("WARMLINE_DEMO", "on")]).await;
+    assert!(demo.demo_running);
+    let inbound = |to: &str| {
+        json!({ "event": "call_inbound", "call_inbound": { "from_number": "+15550100001", "to_number": to } })
+            .to_string()
+    };
+    let (status, answer) = post(&demo, "/retell/inbound", &inbound(CLINIC_A), &[]).await;
+    assert_eq!(
+        status, 200,
+        "the demo number, unsigned, from this machine: {answer}"
+    );
+
+    // A real tenant imported while the demo runs is never served unsigned.
+    demo.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: TenantId::parse("real-clinic").unwrap(),
+            phone_number: PhoneNumber::parse(CLINIC_B).unwrap(),
+            name: "Real Clinic".into(),
+            time_zone: "UTC".into(),
+            config: json!({}).to_string(),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    demo.cache.warm_up().await;
+    let (status, _) = post(&demo, "/retell/inbound", &inbound(CLINIC_B), &[]).await;
+    assert_eq!(status, 401, "a real tenant's number");
+    let (status, _) = post(&demo, "/retell/inbound", &inbound("+15559990000"), &[]).await;
+    assert_eq!(status, 401, "a number no tenant has");
+
+    // Behind a tunnel or proxy every request looks local.
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let (status, _) = post(
+            &demo,
+            "/retell/inbound",
+            &inbound(CLINIC_A),
+            &[(header, "203.0.113.7".to_owned())],
+        )
+        .await;
+        assert_eq!(status, 401, "{header}");
+    }
+
+    // Listening beyond loopback: never unsigned.
+    let exposed = crate::helpers::spawn_app_with(
+        TestDb::sqlite(),
+        &[("WARMLINE_DEMO", "on"), ("WARMLINE_ADDR", "0.0.0.0:0")],
+    )
+    .await;
+    let (status, _) = post(&exposed, "/retell/inbound", &inbound(CLINIC_A), &[]).await;
+    assert_eq!(status, 401);
+}

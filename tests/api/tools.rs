@@ -8,8 +8,26 @@ use serde_json::json;
 use warmline::domain::{CallId, Provider, TenantId};
 use warmline::simulator::endpoints;
 
-use crate::helpers::TestDb;
-use crate::helpers::voice::{app, future_weekday, retell, retell_call};
+use crate::helpers::voice::{
+    RETELL_KEY, app, future_weekday, now_ms, post, retell, retell_call, vapi,
+};
+use crate::helpers::{TestApp, TestDb};
+
+/// The first time `check_availability` offers on `day`, as the agent says it.
+async fn first_free_time(app: &TestApp, call_id: &str, day: &str) -> String {
+    let check = json!({ "name": "check_availability", "call": retell_call(call_id, "+15550100001"), "args": { "date": day } });
+    let (_, before) = retell(app, "/retell/functions/check_availability", &check).await;
+    let before = before["result"].as_str().unwrap().to_owned();
+    // "On Monday, November 30 these times are free for Teeth cleaning: 9:00 AM, 9:30 AM and …"
+    before
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split([',', ' '])
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 #[tokio::test]
 async fn a_booking_removes_the_slot_from_the_next_check_availability_answer() {
@@ -23,17 +41,7 @@ async fn a_booking_removes_the_slot_from_the_next_check_availability_answer() {
     .await;
     assert_eq!(status, 200);
     let check = json!({ "name": "check_availability", "call": retell_call("call_book", "+15550100001"), "args": { "date": day } });
-    let (_, before) = retell(&app, "/retell/functions/check_availability", &check).await;
-    let before = before["result"].as_str().unwrap().to_owned();
-    // "On Monday, November 30 these times are free for Teeth cleaning: 9:00 AM, 9:30 AM and …"
-    let first = before
-        .split(": ")
-        .nth(1)
-        .unwrap()
-        .split([',', ' '])
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let first = first_free_time(&app, "call_book", &day).await;
     let book = json!({ "name": "book_appointment", "call": retell_call("call_book", "+15550100001"),
                        "args": { "date": day, "time": first, "service": "Teeth cleaning" } });
     let (status, booked) = retell(&app, "/retell/functions/book_appointment", &book).await;
@@ -219,5 +227,63 @@ async fn a_tool_call_before_call_started_uses_the_fallback_cascade_and_records_i
             .unwrap()
             .contains("Teeth cleaning"),
         "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_booking_gets_its_first_answer_and_books_once() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    let day = future_weekday();
+    let first = first_free_time(&app, "call_replay", &day).await;
+    // Retell re-sends the same signed bytes (a retry after a lost answer, or
+    // a replay by someone who captured them).
+    let book =
+        json!({ "name": "book_appointment", "call": retell_call("call_replay", "+15550100001"),
+                       "args": { "date": day, "time": first, "service": "Teeth cleaning" } })
+        .to_string();
+    let sig = warmline::webhooks::signature::sign_retell(
+        book.as_bytes(),
+        RETELL_KEY.as_bytes(),
+        now_ms(),
+    );
+    let headers = [("x-retell-signature", sig)];
+    let (status, once) = post(&app, "/retell/functions/book_appointment", &book, &headers).await;
+    assert_eq!(status, 200);
+    assert!(
+        once["result"].as_str().unwrap().starts_with("Booked:"),
+        "{once}"
+    );
+    let (status, twice) = post(&app, "/retell/functions/book_appointment", &book, &headers).await;
+    assert_eq!((status, &twice), (200, &once), "the first answer, again");
+    assert_eq!(sim.state.calls(endpoints::GHL_BOOK), 1, "booked once");
+
+    // Vapi delivers the same tool call (same `toolCallId`) twice.
+    let second = first_free_time(&app, "call_replay", &day).await;
+    let message = json!({
+        "type": "tool-calls", "call": { "id": "vapi-replay" },
+        "phoneNumber": { "number": "+15550100000" }, "customer": { "number": "+15550100001" },
+        "toolCallList": [{ "id": "tc_book_1", "type": "function", "function": {
+            "name": "book_appointment",
+            "arguments": { "date": day, "time": second, "service": "Teeth cleaning" } } }]
+    });
+    let (_, once) = vapi(&app, message.clone()).await;
+    let (_, twice) = vapi(&app, message).await;
+    assert!(
+        once["results"][0]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("Booked:"),
+        "{once}"
+    );
+    assert_eq!(once, twice);
+    assert_eq!(
+        sim.state.calls(endpoints::GHL_BOOK),
+        2,
+        "one booking per tool call"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"warmline_tool_replays_total{tool="book_appointment"}"#),
+        "{metrics}"
     );
 }

@@ -46,7 +46,75 @@ async fn a_vapi_assistant_request_is_answered_with_variable_values_under_each_au
         assert_eq!(status, 401, "{headers:?}: {answer}");
     }
     let unknown = json!({ "type": "assistant-request", "call": { "id": "c" }, "phoneNumber": { "number": "+15557770000" } });
-    assert_eq!(vapi(&app, unknown).await, (200, json!({})));
+    let (status, answer) = vapi(&app, unknown).await;
+    assert_eq!(status, 200);
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not set up")),
+        "an unknown number gets Vapi's `error`, never `{{}}`: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn vapi_is_always_answered_with_an_assistant_or_an_error_never_overrides_alone() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    let request = || {
+        json!({
+            "type": "assistant-request", "call": { "id": "vapi-assistant" },
+            "phoneNumber": { "number": "+15550100000" }, "customer": { "number": "+15550100001" }
+        })
+    };
+    // The demo tenant names an inline assistant.
+    let (status, answer) = vapi(&app, request()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["assistant"]["name"], "Demo Dental receptionist",
+        "{answer}"
+    );
+    assert_eq!(
+        answer["assistantOverrides"]["variableValues"]["customer_name"],
+        "Ana Souza"
+    );
+
+    let set = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut config = warmline::simulator::demo_tenant_config(&sim.url);
+        edit(&mut config);
+        warmline::store::NewTenant {
+            id: TenantId::parse("demo-dental").unwrap(),
+            phone_number: PhoneNumber::parse("+15550100000").unwrap(),
+            name: "Demo Dental".into(),
+            time_zone: "America/New_York".into(),
+            config: config.to_string(),
+            is_demo: false,
+        }
+    };
+    // A saved assistant, by id.
+    let with_id = set(&|c| {
+        c.as_object_mut().unwrap().remove("vapi_assistant");
+        c["vapi_assistant_id"] = "asst_123".into();
+    });
+    app.store.upsert_tenant(&with_id).await.unwrap();
+    app.cache.warm_up().await;
+    let (_, answer) = vapi(&app, request()).await;
+    assert_eq!(answer["assistantId"], "asst_123", "{answer}");
+    assert!(answer["assistantOverrides"]["variableValues"].is_object());
+
+    // Neither: Vapi's `error`, counted as a fallback.
+    let neither = set(&|c| {
+        c.as_object_mut().unwrap().remove("vapi_assistant");
+    });
+    app.store.upsert_tenant(&neither).await.unwrap();
+    app.cache.warm_up().await;
+    let (status, answer) = vapi(&app, request()).await;
+    assert_eq!(status, 200);
+    assert!(answer["error"].is_string(), "{answer}");
+    assert!(answer.get("assistantOverrides").is_none(), "{answer}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"warmline_fallback_activations_total{kind="vapi_no_assistant"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -61,8 +61,66 @@ impl Calls {
                 self.get_alternatives(s, *day, *time, service.as_deref())
                     .await
             }
-            Tool::BookAppointment(args) => self.book_appointment(tc, s, args).await,
+            Tool::BookAppointment(args) => {
+                // The booking may outlive this request (it runs as the replay
+                // record's load), so it owns what it uses.
+                let (calls, call, session, args) =
+                    (self.clone(), tc.clone(), s.clone(), args.clone());
+                let book = async move { calls.book_appointment(&call, &session, &args).await };
+                self.at_most_once(tc, s, book).await
+            }
             Tool::GetCustomerContext => Ok(customer_context::describe(s)),
+        }
+    }
+
+    /// Runs a tool that changes something at most once per request: a
+    /// platform re-delivering the same request (a retry after a lost answer,
+    /// a replayed signed request) gets the first answer and nothing is done
+    /// again. Only a success is remembered, so a retry after a failure acts.
+    async fn at_most_once(
+        &self,
+        tc: &ToolCall,
+        s: &CallSession,
+        run: impl std::future::Future<Output = ToolResult> + Send + 'static,
+    ) -> ToolResult {
+        let Some(replay) = &tc.replay_key else {
+            return run.await;
+        };
+        let key = format!("{}:{replay}", s.tenant.id);
+        let failure: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let slot = failure.clone();
+        let lookup = self
+            .replays
+            .get_or_load(&key, move || async move {
+                match run.await {
+                    Ok(answer) => Ok(Some(answer)),
+                    Err(sentence) => {
+                        let reason = LoadError::new("the tool answered with an error");
+                        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(sentence);
+                        Err(reason)
+                    }
+                }
+            })
+            .await;
+        if let Ok(l) = &lookup
+            && l.outcome != crate::cache::Outcome::Miss
+        {
+            metrics::counter!("warmline_tool_replays_total", "tool" => tc.name().to_owned())
+                .increment(1);
+            tracing::info!("a re-delivered tool call got its first answer");
+        }
+        match lookup {
+            Ok(l) => l.value.map(|v| (*v).clone()).ok_or_else(|| {
+                "I couldn't complete that just now. Could you try again?".to_owned()
+            }),
+            Err(e) => Err(failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_else(|| {
+                    tracing::warn!(error = %e, "tool call not completed");
+                    "I couldn't complete that just now. Could you try again?".to_owned()
+                })),
         }
     }
 

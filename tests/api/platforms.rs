@@ -1,0 +1,92 @@
+//! Messages the platforms really send, answered right: Retell custom
+//! functions on every method Retell allows, and payloads with the nulls and
+//! missing fields real deliveries carry.
+
+use serde_json::json;
+use warmline::webhooks::signature::sign_retell;
+
+use crate::helpers::TestDb;
+use crate::helpers::voice::{RETELL_KEY, app, now_ms, retell, retell_call, vapi};
+
+#[tokio::test]
+async fn retell_functions_answer_on_every_method_retell_allows() {
+    let (app, _sim) = app(TestDb::sqlite()).await;
+    let query = "call_id=call_methods&from_number=%2B15550100001&to_number=%2B15550100000";
+    let body_call = json!({
+        "name": "get_customer_context",
+        "call": { "call_id": "call_methods", "from_number": "+15550100001", "to_number": "+15550100000" },
+        "args": {},
+    })
+    .to_string();
+    for method in ["GET", "DELETE", "POST", "PUT", "PATCH"] {
+        // GET and DELETE carry no body: the signature covers the empty string.
+        let body = if matches!(method, "GET" | "DELETE") {
+            String::new()
+        } else {
+            body_call.clone()
+        };
+        let sig = sign_retell(body.as_bytes(), RETELL_KEY.as_bytes(), now_ms());
+        let resp = app
+            .client
+            .request(
+                method.parse().unwrap(),
+                format!(
+                    "{}/retell/functions/get_customer_context?{query}",
+                    app.address
+                ),
+            )
+            .header("content-type", "application/json")
+            .header("x-retell-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{method}");
+        let answer: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            answer["result"].as_str().unwrap().contains("Ana Souza"),
+            "{method}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn payloads_with_the_nulls_platforms_send_are_accepted() {
+    let (app, _sim) = app(TestDb::sqlite()).await;
+
+    // Retell: nothing said yet.
+    let mut call = retell_call("call_nulls", "+15550100001");
+    call["transcript_object"] = serde_json::Value::Null;
+    let (status, answer) = retell(
+        &app,
+        "/retell/events",
+        &json!({ "event": "call_started", "call": call }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Retell: a withheld caller id gets the business's generic context.
+    let (status, answer) = retell(
+        &app,
+        "/retell/inbound",
+        &json!({ "event": "call_inbound", "call_inbound": { "from_number": null, "to_number": "+15550100000" } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let vars = &answer["call_inbound"]["dynamic_variables"];
+    assert_eq!(vars["business_name"], "Demo Dental");
+    assert_eq!(vars["customer_name"], "");
+
+    // Vapi chat sessions: no `call.id`.
+    for message in [
+        json!({ "type": "status-update", "status": "ended" }),
+        json!({ "type": "end-of-call-report", "endedReason": "customer-ended-chat" }),
+    ] {
+        let (status, answer) = vapi(&app, message).await;
+        assert_eq!(
+            (status, &answer["ignored"]),
+            (200, &json!(true)),
+            "{answer}"
+        );
+    }
+}
