@@ -16,7 +16,8 @@ use serde_json::{Map, Number, Value, json};
 
 use super::signature::verify_elevenlabs;
 use super::{
-    Delivery, Gate, Handled, RawBody, observed, optional_phone, required_phone, text, variables,
+    Delivery, EventBody, Gate, Handled, RawBody, observed, optional_phone, required_phone, text,
+    variables,
 };
 use crate::calls::{CallerContext, Calls, Inbound};
 use crate::domain::{
@@ -332,7 +333,7 @@ async fn elevenlabs_post_call(
     calls: web::Data<Calls>,
     gate: web::Data<Gate>,
     req: HttpRequest,
-    RawBody(body): RawBody,
+    EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(PROVIDER, "post_call", post_call(&calls, &gate, &req, &body)).await
 }

@@ -59,6 +59,11 @@ impl Gate {
         }
     }
 
+    /// The body limits: `(inbound and tools, call events)`.
+    pub fn body_limits(&self) -> (usize, usize) {
+        (self.settings.body_limit, self.settings.event_body_limit)
+    }
+
     /// Lets the request in when a candidate secret passes `check`: the
     /// provider's global secret and, when the parsed envelope names a called
     /// number whose tenant has its own, that tenant's. `called` must come

@@ -18,7 +18,7 @@ pub mod signature;
 pub mod vapi;
 mod variables;
 
-pub use body::{MAX_BODY_BYTES, RawBody};
+pub use body::{EventBody, MAX_BODY_BYTES, RawBody};
 pub use gate::{Gate, REFUSED, Verification};
 pub use settings::WebhookSettings;
 

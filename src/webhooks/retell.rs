@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::signature::verify_retell;
 use super::{
-    Delivery, Gate, Handled, RawBody, observed, optional_phone, required_phone, variables,
+    Delivery, EventBody, Gate, Handled, RawBody, observed, optional_phone, required_phone,
+    variables,
 };
 use crate::calls::{Calls, Inbound};
 use crate::domain::{
@@ -389,7 +390,7 @@ async fn retell_events(
     calls: web::Data<Calls>,
     gate: web::Data<Gate>,
     req: HttpRequest,
-    RawBody(body): RawBody,
+    EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(PROVIDER, "event", async {
         let delivery = admit(

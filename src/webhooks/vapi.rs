@@ -9,7 +9,7 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::signature::verify_vapi_hmac;
-use super::{Delivery, Gate, Handled, RawBody, observed, optional_phone, text, variables};
+use super::{Delivery, EventBody, Gate, Handled, observed, optional_phone, text, variables};
 use crate::calls::{Calls, Inbound};
 use crate::domain::{
     CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider, ToolCall, ToolRequest,
@@ -353,7 +353,7 @@ async fn vapi(
     calls: web::Data<Calls>,
     gate: web::Data<Gate>,
     req: HttpRequest,
-    RawBody(body): RawBody,
+    EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(PROVIDER, "message", dispatch(&calls, &gate, &req, &body)).await
 }

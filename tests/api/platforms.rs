@@ -90,3 +90,40 @@ async fn payloads_with_the_nulls_platforms_send_are_accepted() {
         );
     }
 }
+
+#[tokio::test]
+async fn large_call_events_are_stored_and_only_events_past_their_own_limit_are_refused() {
+    let mut vars = crate::helpers::voice::secrets();
+    vars.push(("WARMLINE_EVENT_BODY_LIMIT_BYTES", "4000000"));
+    let (app, _sim) = crate::helpers::spawn_with_simulator(TestDb::sqlite(), &vars).await;
+    // A long call analysed with word-level timings: well over 1 MiB.
+    let words: Vec<serde_json::Value> = (0..40_000)
+        .map(|i| json!({ "word": "appointment", "start": i, "end": i + 1 }))
+        .collect();
+    let mut call = retell_call("call_long", "+15550100001");
+    call["transcript"] = "User: I'd like a cleaning. ".repeat(2_000).into();
+    call["transcript_object"] =
+        json!([{ "role": "user", "content": "I'd like a cleaning.", "words": words }]);
+    let event = json!({ "event": "call_analyzed", "call": call });
+    assert!(event.to_string().len() > 1_500_000);
+    let (status, answer) = retell(&app, "/retell/events", &event).await;
+    assert_eq!(status, 200, "{answer}");
+    let stored = app
+        .store
+        .call(
+            warmline::domain::Provider::Retell,
+            &warmline::domain::CallId::parse("call_long").unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(stored.details.transcript.unwrap().len() > 50_000);
+
+    // Past the configured event limit: 413, before the body is buffered.
+    let huge = json!({ "event": "call_analyzed", "pad": "x".repeat(4_100_000) });
+    let (status, answer) = retell(&app, "/retell/events", &huge).await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (413, &json!("payload_too_large"))
+    );
+}

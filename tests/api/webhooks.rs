@@ -12,12 +12,19 @@ use crate::helpers::{TestDb, spawn_with_simulator};
 #[tokio::test]
 async fn bad_webhook_input_gets_4xx_json_and_unknown_events_are_acknowledged() {
     let (app, _sim) = app(TestDb::sqlite()).await;
+    // Inbound calls and tools are small: 1 MiB by default.
     let big = format!(
-        r#"{{"event":"call_ended","pad":"{}"}}"#,
+        r#"{{"event":"call_inbound","pad":"{}"}}"#,
         "x".repeat(1_100_000)
     );
     let sig = sign_retell(big.as_bytes(), RETELL_KEY.as_bytes(), now_ms());
-    let (status, answer) = post(&app, "/retell/events", &big, &[("x-retell-signature", sig)]).await;
+    let (status, answer) = post(
+        &app,
+        "/retell/inbound",
+        &big,
+        &[("x-retell-signature", sig)],
+    )
+    .await;
     assert_eq!(
         (status, &answer["error"]["code"]),
         (413, &json!("payload_too_large"))
