@@ -59,6 +59,11 @@ impl Gate {
         }
     }
 
+    /// How Vapi's requests are authenticated.
+    pub fn vapi_auth(&self) -> &super::vapi_auth::VapiAuth {
+        &self.settings.vapi_auth
+    }
+
     /// The body limits: `(inbound and tools, call events)`.
     pub fn body_limits(&self) -> (usize, usize) {
         (self.settings.body_limit, self.settings.event_body_limit)

@@ -16,6 +16,7 @@ pub mod retell;
 mod settings;
 pub mod signature;
 pub mod vapi;
+pub mod vapi_auth;
 mod variables;
 
 pub use body::{EventBody, MAX_BODY_BYTES, RawBody};

@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 
+use super::vapi_auth::VapiAuth;
 use crate::domain::Provider;
 use crate::support::{Env, SettingsError};
 
@@ -22,6 +23,8 @@ pub struct WebhookSettings {
     /// reports and ElevenLabs post-call audio are large, and refusing one
     /// loses it.
     pub event_body_limit: usize,
+    /// How Vapi's credential is configured (`VAPI_AUTH_HEADER`, `VAPI_HMAC_*`…).
+    pub vapi_auth: VapiAuth,
 }
 
 impl Default for WebhookSettings {
@@ -32,6 +35,7 @@ impl Default for WebhookSettings {
             elevenlabs_secret: None,
             body_limit: 1024 * 1024,
             event_body_limit: 64 * 1024 * 1024,
+            vapi_auth: VapiAuth::default(),
         }
     }
 }
@@ -52,6 +56,7 @@ impl WebhookSettings {
             elevenlabs_secret: env.secret("ELEVENLABS_WEBHOOK_SECRET"),
             body_limit: bytes("WARMLINE_WEBHOOK_BODY_LIMIT_BYTES", defaults.body_limit)?,
             event_body_limit: bytes("WARMLINE_EVENT_BODY_LIMIT_BYTES", defaults.event_body_limit)?,
+            vapi_auth: VapiAuth::from_env(env)?,
         })
     }
 

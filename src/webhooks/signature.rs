@@ -142,9 +142,10 @@ pub fn sign_elevenlabs(body: &[u8], secret: &[u8], ts_s: i64) -> String {
     )
 }
 
-/// Vapi's HMAC credential with its defaults: `x-signature` = hex
-/// HMAC-SHA256 of `"{timestamp}.{body}"` (an optional `sha256=` prefix is
-/// accepted), `x-timestamp` in milliseconds or seconds, ±5 minutes.
+/// Vapi's HMAC credential with its defaults (see [`super::vapi_auth`] for
+/// every other option): `x-signature` = hex HMAC-SHA256 of
+/// `"{timestamp}.{body}"` (an optional `sha256=` prefix is accepted),
+/// `x-timestamp` in milliseconds or seconds, ±5 minutes.
 pub fn verify_vapi_hmac(
     signature: Option<&str>,
     timestamp: Option<&str>,
@@ -152,26 +153,11 @@ pub fn verify_vapi_hmac(
     secret: &[u8],
     now_ms: i64,
 ) -> Result<(), SignatureError> {
-    let sig = signature.ok_or(SignatureError::Missing("x-signature"))?;
-    let ts = timestamp
-        .ok_or(SignatureError::Missing("x-timestamp"))?
-        .trim();
-    let n: i64 = ts
-        .parse()
-        .map_err(|_| SignatureError::Malformed("x-timestamp"))?;
-    let ts_ms = if n < 100_000_000_000 {
-        n.checked_mul(1000).ok_or(SignatureError::Stale)?
-    } else {
-        n
-    };
-    within_window(ts_ms, now_ms, VAPI_TOLERANCE_MS, FUTURE_SKEW_MS)?;
-    let hex_sig = sig.trim().strip_prefix("sha256=").unwrap_or(sig.trim());
-    verify_hex(hex_sig, secret, &[ts.as_bytes(), b".", body], "x-signature")
+    super::vapi_auth::HmacPlan::default().verify(signature, timestamp, body, secret, now_ms)
 }
 
 pub fn sign_vapi(body: &[u8], secret: &[u8], ts_ms: i64) -> String {
-    let t = ts_ms.to_string();
-    hex::encode(hmac_hex(secret, &[t.as_bytes(), b".", body]))
+    super::vapi_auth::HmacPlan::default().sign(body, secret, Some(&ts_ms.to_string()))
 }
 
 #[cfg(test)]
@@ -276,7 +262,7 @@ mod tests {
         );
         assert_eq!(
             verify_vapi_hmac(None, Some("1"), body, b"vsec", 1),
-            Err(SignatureError::Missing("x-signature"))
+            Err(SignatureError::Missing("signature"))
         );
     }
 

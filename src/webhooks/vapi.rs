@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::DateTime;
 use serde_json::{Value, json};
 
-use super::signature::verify_vapi_hmac;
 use super::{Delivery, EventBody, Gate, Handled, observed, optional_phone, text, variables};
 use crate::calls::{Calls, Inbound};
 use crate::domain::{
@@ -16,33 +15,8 @@ use crate::domain::{
     TranscriptLine,
 };
 use crate::error::ApiError;
-use crate::support::constant_time_eq;
 
 const PROVIDER: &str = "vapi";
-
-/// Bearer token, the legacy `X-Vapi-Secret`, or an HMAC credential — any of
-/// Vapi's ways to authenticate.
-fn verify_one(req: &HttpRequest, body: &[u8], secret: &[u8]) -> Result<(), String> {
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
-    if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
-        return constant_time_eq(token.trim().as_bytes(), secret)
-            .then_some(())
-            .ok_or_else(|| "invalid bearer token".into());
-    }
-    if let Some(token) = header("x-vapi-secret") {
-        return constant_time_eq(token.trim().as_bytes(), secret)
-            .then_some(())
-            .ok_or_else(|| "invalid X-Vapi-Secret".into());
-    }
-    verify_vapi_hmac(
-        header("x-signature"),
-        header("x-timestamp"),
-        body,
-        secret,
-        chrono::Utc::now().timestamp_millis(),
-    )
-    .map_err(|e| e.to_string())
-}
 
 /// Who a message is about.
 #[derive(Clone)]
@@ -336,7 +310,11 @@ async fn dispatch(
             req,
             parse(body),
             |(_, m)| m.called(),
-            |secret| verify_one(req, body, secret),
+            |secret| {
+                let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+                let now = chrono::Utc::now().timestamp_millis();
+                gate.vapi_auth().verify(header, body, secret, now)
+            },
         )
         .await?;
     match message {

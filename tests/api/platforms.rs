@@ -127,3 +127,83 @@ async fn large_call_events_are_stored_and_only_events_past_their_own_limit_are_r
         (413, &json!("payload_too_large"))
     );
 }
+
+#[tokio::test]
+async fn every_vapi_credential_option_is_accepted_when_configured() {
+    use warmline::webhooks::vapi_auth::{HmacAlgorithm, HmacPlan, SignatureEncoding};
+    let message = json!({ "message": { "type": "speech-update" } }).to_string();
+    let secret = crate::helpers::voice::VAPI_SECRET;
+
+    // A bearer credential under a custom header, without the `Bearer ` prefix.
+    let (app, _sim) = crate::helpers::spawn_with_simulator(
+        TestDb::sqlite(),
+        &[
+            ("VAPI_SECRET", secret),
+            ("VAPI_AUTH_HEADER", "X-Vapi-Token"),
+            ("VAPI_BEARER_PREFIX", "off"),
+        ],
+    )
+    .await;
+    let ok = crate::helpers::voice::post(
+        &app,
+        "/vapi",
+        &message,
+        &[("x-vapi-token", secret.to_owned())],
+    )
+    .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    let bad = crate::helpers::voice::post(
+        &app,
+        "/vapi",
+        &message,
+        &[("x-vapi-token", "nope".to_owned())],
+    )
+    .await;
+    assert_eq!(bad.0, 401);
+
+    // HMAC with SHA-512, base64, a prefix, no timestamp, custom header.
+    let (app, _sim) = crate::helpers::spawn_with_simulator(
+        TestDb::sqlite(),
+        &[
+            ("VAPI_SECRET", secret),
+            ("VAPI_HMAC_ALGORITHM", "sha512"),
+            ("VAPI_HMAC_ENCODING", "base64"),
+            ("VAPI_HMAC_INCLUDE_TIMESTAMP", "off"),
+            ("VAPI_HMAC_SIGNATURE_PREFIX", "v1="),
+            ("VAPI_HMAC_SIGNATURE_HEADER", "X-Hub-Signature"),
+        ],
+    )
+    .await;
+    let plan = HmacPlan {
+        algorithm: HmacAlgorithm::Sha512,
+        encoding: SignatureEncoding::Base64,
+        include_timestamp: false,
+        prefix: Some("v1=".into()),
+        signature_header: "x-hub-signature".into(),
+        ..HmacPlan::default()
+    };
+    let sig = plan.sign(message.as_bytes(), secret.as_bytes(), None);
+    let ok =
+        crate::helpers::voice::post(&app, "/vapi", &message, &[("x-hub-signature", sig)]).await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    // SHA-1, hex, with the default timestamp header.
+    let (app, _sim) = crate::helpers::spawn_with_simulator(
+        TestDb::sqlite(),
+        &[("VAPI_SECRET", secret), ("VAPI_HMAC_ALGORITHM", "sha1")],
+    )
+    .await;
+    let ts = now_ms().to_string();
+    let sha1 = HmacPlan {
+        algorithm: HmacAlgorithm::Sha1,
+        ..HmacPlan::default()
+    };
+    let sig = sha1.sign(message.as_bytes(), secret.as_bytes(), Some(&ts));
+    let ok = crate::helpers::voice::post(
+        &app,
+        "/vapi",
+        &message,
+        &[("x-signature", sig), ("x-timestamp", ts)],
+    )
+    .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+}
