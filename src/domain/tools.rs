@@ -9,7 +9,7 @@ use std::fmt;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
 use serde_json::{Map, Value};
 
-use super::{CallId, PhoneNumber, Provider};
+use super::{CallId, PhoneNumber, Provider, TenantId};
 
 /// The tools warmline offers, by the names agents call them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,6 +313,10 @@ pub struct ToolCall {
     /// something answers a replay with its first answer instead of acting
     /// twice.
     pub replay_key: Option<String>,
+    /// The one tenant this request may act for, when it was signed with that
+    /// tenant's own secret: sessions and fallbacks of other tenants are out
+    /// of its reach. `None`: any tenant (the provider's global secret).
+    pub tenant_scope: Option<TenantId>,
 }
 
 impl ToolCall {

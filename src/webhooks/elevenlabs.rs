@@ -60,7 +60,7 @@ async fn initiation(
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
     let given = header("x-warmline-secret")
         .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
-    let call = gate
+    let (call, _) = gate
         .admit(
             calls,
             Provider::ElevenLabs,
@@ -301,7 +301,7 @@ async fn post_call(
         .get("elevenlabs-signature")
         .and_then(|v| v.to_str().ok());
     let now = chrono::Utc::now().timestamp();
-    let (kind, delivery) = gate
+    let ((kind, delivery), _) = gate
         .admit(
             calls,
             Provider::ElevenLabs,

@@ -7,17 +7,31 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::WebhookSettings;
 use crate::calls::Calls;
-use crate::domain::{PhoneNumber, Provider};
+use crate::domain::{PhoneNumber, Provider, TenantId};
 use crate::error::ApiError;
 
-/// How a request was let in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a request was let in, and for whom it may act.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// The signature checked out.
-    Signed,
+    /// The provider's global secret checked out: the operator's own
+    /// platform account, which may act for any tenant.
+    SignedGlobally,
+    /// A tenant's own secret checked out: the request acts for that tenant
+    /// only — its sessions, its calls, its callers.
+    SignedFor(TenantId),
     /// No secret is configured, the demo runs and the request came from this
-    /// machine: accepted, and logged loudly.
+    /// machine for the demo number: accepted, and logged loudly.
     UnsignedDemo,
+}
+
+impl Verification {
+    /// The one tenant the request may act for, when it is limited to one.
+    pub fn scope(&self) -> Option<&TenantId> {
+        match self {
+            Verification::SignedFor(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// The webhooks' view of configuration: the global secrets and where an
@@ -82,13 +96,14 @@ impl Gate {
         check: impl Fn(&[u8]) -> Result<(), String>,
     ) -> Result<Verification, ApiError> {
         let (global, var) = self.settings.global(provider);
-        let mut secrets: Vec<SecretString> = global.into_iter().cloned().collect();
+        let mut secrets: Vec<(SecretString, Option<TenantId>)> =
+            global.into_iter().map(|g| (g.clone(), None)).collect();
         if let Some(called) = called
             && let Ok(Some(tenant)) = calls.tenant(called).await
             && let Some(credential) = tenant.webhook_secret(provider)
         {
             match credential.resolve("webhook secret") {
-                Ok(secret) => secrets.push(secret),
+                Ok(secret) => secrets.push((secret, Some(tenant.id.clone()))),
                 Err(e) => {
                     tracing::error!(tenant = %tenant.id, error = %e, "tenant webhook secret unusable")
                 }
@@ -98,9 +113,14 @@ impl Gate {
             return self.unsigned(req, provider, var, called);
         }
         let mut last = String::from("no secret");
-        for secret in &secrets {
+        for (secret, tenant) in secrets {
             match check(secret.expose_secret().as_bytes()) {
-                Ok(()) => return Ok(Verification::Signed),
+                Ok(()) => {
+                    return Ok(match tenant {
+                        Some(t) => Verification::SignedFor(t),
+                        None => Verification::SignedGlobally,
+                    });
+                }
                 Err(e) => last = e,
             }
         }
@@ -108,8 +128,9 @@ impl Gate {
     }
 
     /// Verifies the request for the envelope it parsed into, then hands the
-    /// envelope over. A body that did not parse names no tenant: it is
-    /// verified against the global secret alone, then refused with its 400.
+    /// envelope over with how it was let in. A body that did not parse names
+    /// no tenant: it is verified against the global secret alone, then
+    /// refused with its 400.
     pub async fn admit<T>(
         &self,
         calls: &Calls,
@@ -118,11 +139,12 @@ impl Gate {
         parsed: Result<T, ApiError>,
         called: impl FnOnce(&T) -> Option<PhoneNumber>,
         check: impl Fn(&[u8]) -> Result<(), String>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<(T, Verification), ApiError> {
         let called = parsed.as_ref().ok().and_then(called);
-        self.verify(calls, provider, req, called.as_ref(), check)
+        let verification = self
+            .verify(calls, provider, req, called.as_ref(), check)
             .await?;
-        parsed
+        Ok((parsed?, verification))
     }
 
     /// Without a configured secret, an unsigned request is accepted only

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::signature::verify_retell;
 use super::{
-    Delivery, EventBody, Gate, Handled, RawBody, observed, optional_phone, required_phone,
-    variables,
+    Delivery, EventBody, Gate, Handled, RawBody, Verification, observed, optional_phone,
+    required_phone, variables,
 };
 use crate::calls::{Calls, Inbound};
 use crate::domain::{
@@ -36,7 +36,7 @@ async fn admit<T>(
     body: &[u8],
     parsed: Result<T, ApiError>,
     called: impl FnOnce(&T) -> Option<PhoneNumber>,
-) -> Result<T, ApiError> {
+) -> Result<(T, Verification), ApiError> {
     let header = req
         .headers()
         .get("x-retell-signature")
@@ -103,7 +103,7 @@ async fn inbound(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
-    let call = admit(gate, calls, req, body, parse_inbound(body), |c| {
+    let (call, _) = admit(gate, calls, req, body, parse_inbound(body), |c| {
         Some(c.called.clone())
     })
     .await?;
@@ -202,6 +202,7 @@ fn parse_function(
         caller: optional_phone(field("from_number").as_deref()),
         called: optional_phone(field("to_number").as_deref()),
         replay_key: None,
+        tenant_scope: None,
     })
 }
 
@@ -227,8 +228,9 @@ async fn function(
     query: &FunctionQuery,
 ) -> Result<HttpResponse, ApiError> {
     let parsed = parse_function(path_name, query, body);
-    let mut tc = admit(gate, calls, req, body, parsed, |tc| tc.called.clone()).await?;
+    let (mut tc, verified) = admit(gate, calls, req, body, parsed, |tc| tc.called.clone()).await?;
     tc.replay_key = replay_key(req, body);
+    tc.tenant_scope = verified.scope().cloned();
     // A tool's failure is a sentence for the agent, still a 200: Retell
     // retries non-2xx answers, which would only repeat the failure.
     let text = match calls.tool(tc).await {
@@ -393,7 +395,7 @@ async fn retell_events(
     EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(PROVIDER, "event", async {
-        let delivery = admit(
+        let (delivery, _) = admit(
             &gate,
             &calls,
             &req,

@@ -168,6 +168,7 @@ fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
         called: p.called.clone(),
         // Vapi's id of this tool call: the same on every delivery of it.
         replay_key: Some(format!("vapi:{id}")),
+        tenant_scope: None,
     })
 }
 
@@ -303,7 +304,7 @@ async fn dispatch(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Handled, ApiError> {
-    let (kind, message) = gate
+    let ((kind, message), verified) = gate
         .admit(
             calls,
             Provider::Vapi,
@@ -321,7 +322,12 @@ async fn dispatch(
         Message::AssistantRequest(call) => {
             Ok(Handled::ok(assistant_request(calls, call).await?, kind))
         }
-        Message::ToolCalls { list, .. } => Ok(Handled::ok(tool_calls(calls, list).await, kind)),
+        Message::ToolCalls { mut list, .. } => {
+            for tc in list.iter_mut().flatten() {
+                tc.tenant_scope = verified.scope().cloned();
+            }
+            Ok(Handled::ok(tool_calls(calls, list).await, kind))
+        }
         Message::Delivery(d) => d.acknowledge(calls, PROVIDER, kind).await,
     }
 }

@@ -266,3 +266,50 @@ async fn unsigned_requests_are_served_only_for_the_demo_number_from_this_machine
     let (status, _) = post(&exposed, "/retell/inbound", &inbound(CLINIC_A), &[]).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_tool_call_signed_for_one_tenant_never_reaches_another_tenants_call() {
+    let (app, _sim) = two_tenants().await;
+    // Tenant B has a live call.
+    let mut call = retell_call("call_of_b", "+15550100001");
+    call["to_number"] = CLINIC_B.into();
+    let (status, answer) = retell_signed(
+        &app,
+        "/retell/events",
+        &json!({ "event": "call_started", "call": call }),
+        B_RETELL,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // A's key, A's number, B's call id: the session and the cascade stay
+    // within A.
+    let function = json!({
+        "name": "list_services",
+        "args": {},
+        "call": { "call_id": "call_of_b", "from_number": "+15550100001", "to_number": CLINIC_A },
+    });
+    let (status, answer) =
+        retell_signed(&app, "/retell/functions/list_services", &function, A_RETELL).await;
+    assert_eq!(status, 200, "{answer}");
+    let text = answer["result"].as_str().unwrap();
+    assert!(text.starts_with("demo-dental offers"), "{text}");
+    assert!(!text.contains("other-clinic"), "{text}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"warmline_fallback_activations_total{kind="call_of_another_tenant"}"#),
+        "{metrics}"
+    );
+
+    // B's own key still reaches B's call.
+    let mut own = function.clone();
+    own["call"]["to_number"] = CLINIC_B.into();
+    let (_, answer) = retell_signed(&app, "/retell/functions/list_services", &own, B_RETELL).await;
+    assert!(
+        answer["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("other-clinic offers"),
+        "{answer}"
+    );
+}
