@@ -2,7 +2,8 @@
 //! cache (Retell can send the first function call before `call_started`):
 //! the database by call id → the most recent active call from the caller's
 //! number → the tenant of the called number. Every step taken is counted in
-//! `warmline_fallback_activations_total{kind}` and recorded on the call.
+//! `warmline_fallback_activations_total{kind}` and recorded on the call
+//! through the write-behind before the tool answers.
 
 use chrono::Utc;
 
@@ -82,7 +83,8 @@ impl Calls {
                 .await);
         }
 
-        self.count_fallback(tc.provider, tc.call_id.clone(), UNRESOLVED, None, None);
+        self.count_fallback(tc.provider, tc.call_id.clone(), UNRESOLVED, None, None)
+            .await;
         Err("I'm sorry, I can't look that up right now.".into())
     }
 
@@ -94,16 +96,16 @@ impl Calls {
         kind: &'static str,
         detail: &str,
     ) -> CallSession {
-        self.count_fallback(
+        // The record is made durable while the caller's context is assembled.
+        let record = self.count_fallback(
             tc.provider,
             tc.call_id.clone(),
             kind,
             Some(&tenant),
             Some(detail.to_owned()),
         );
-        let session = self
-            .new_session(tc.provider, tc.call_id.clone(), tenant, caller)
-            .await;
+        let session = self.new_session(tc.provider, tc.call_id.clone(), tenant.clone(), caller);
+        let ((), session) = tokio::join!(record, session);
         if let Some(call_id) = &tc.call_id {
             // The next tool of this call is a cache hit again.
             self.sessions
@@ -113,8 +115,12 @@ impl Calls {
         session
     }
 
-    /// Counts a fallback now and records it on the call in the background.
-    pub(crate) fn count_fallback(
+    /// Counts a fallback and records it on the call (and in the tenant's
+    /// daily metrics); returns once the record is durable — in the database
+    /// or the spill journal — so no answer outruns it and a shutdown cannot
+    /// lose it. A record that cannot be written is logged; the tool still
+    /// answers, as its answer does not depend on the record.
+    pub(crate) async fn count_fallback(
         &self,
         provider: Provider,
         call_id: Option<CallId>,
@@ -133,11 +139,8 @@ impl Calls {
             tenant_id: tenant.map(|t| t.id.clone()),
             time_zone: tenant.map(|t| t.time_zone),
         };
-        let wb = self.writebehind.clone();
-        tokio::spawn(async move {
-            if let Err(e) = wb.submit(job).await {
-                tracing::error!(error = %e, "could not record a fallback");
-            }
-        });
+        if let Err(e) = self.writebehind.submit(job).await {
+            tracing::error!(error = %e, kind, "could not record a fallback");
+        }
     }
 }

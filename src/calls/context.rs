@@ -73,6 +73,17 @@ impl CallerContext {
             tenant_id: tenant.id.to_string(),
             business_name: tenant.name.clone(),
             time_zone: tenant.time_zone,
+            ..CallerContext::nobody()
+        }
+    }
+
+    /// A context that knows nothing, not even the business (a number no
+    /// tenant has): every field empty.
+    pub fn nobody() -> CallerContext {
+        CallerContext {
+            tenant_id: String::new(),
+            business_name: String::new(),
+            time_zone: Tz::UTC,
             customer_name: None,
             crm_contact_id: None,
             returning_caller: false,

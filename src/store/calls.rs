@@ -197,37 +197,46 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
 /// events for one call need no lock on either backend: an insert that does
 /// nothing when the row exists, a merge that never moves the status backwards,
 /// and a conditional update of the end time that exactly one writer can win.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds `$1`…`$16`, the values both the insert and the merge write, in the
+/// one order both statements number them.
+fn bind_update<'q>(q: AnyQuery<'q>, u: &'q CallUpdate, analysis: Option<&'q str>) -> AnyQuery<'q> {
+    let d = &u.details;
+    q.bind(u.provider.as_str())
+        .bind(u.call_id.as_str())
+        .bind(u.tenant_id.as_ref().map(TenantId::as_str))
+        .bind(d.caller.as_ref().map(PhoneNumber::as_str))
+        .bind(d.called.as_ref().map(PhoneNumber::as_str))
+        .bind(d.direction.as_deref())
+        .bind(u.status.as_str())
+        .bind(d.started_at_ms)
+        .bind(d.duration_ms)
+        .bind(d.disconnection_reason.as_deref())
+        .bind(d.transcript.as_deref())
+        .bind(d.summary.as_deref())
+        .bind(d.successful.map(i64::from))
+        .bind(d.sentiment.as_deref())
+        .bind(analysis)
+        .bind(d.trace_id.as_deref())
+}
+
 pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
     let now = now_ms();
     let analysis = u.details.analysis.as_ref().map(|a| a.to_string());
-    let inserted = sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
-            started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
-            successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms)
+            started_at_ms, duration_ms, disconnection_reason, transcript, summary,
+            successful, sentiment, analysis, trace_id, ended_at_ms, created_at_ms, updated_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
          ON CONFLICT (provider, call_id) DO NOTHING",
-    )
-    .bind(u.provider.as_str())
-    .bind(u.call_id.as_str())
-    .bind(u.tenant_id.as_ref().map(TenantId::as_str))
-    .bind(u.details.caller.as_ref().map(PhoneNumber::as_str))
-    .bind(u.details.called.as_ref().map(PhoneNumber::as_str))
-    .bind(u.details.direction.as_deref())
-    .bind(u.status.as_str())
-    .bind(u.details.started_at_ms)
-    .bind(u.details.ended_at_ms)
-    .bind(u.details.duration_ms)
-    .bind(u.details.disconnection_reason.as_deref())
-    .bind(u.details.transcript.as_deref())
-    .bind(u.details.summary.as_deref())
-    .bind(u.details.successful.map(i64::from))
-    .bind(u.details.sentiment.as_deref())
-    .bind(analysis.as_deref())
-    .bind(u.details.trace_id.as_deref())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
+    );
+    let inserted = bind_update(insert, u, analysis.as_deref())
+        .bind(u.details.ended_at_ms)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
         == 1;
     if inserted {
         return Ok(CallUpsert {
@@ -257,23 +266,7 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
         new_rank = rank_sql("$7"),
         old_rank = rank_sql("status"),
     );
-    sqlx::query(&merge)
-        .bind(u.provider.as_str())
-        .bind(u.call_id.as_str())
-        .bind(u.tenant_id.as_ref().map(TenantId::as_str))
-        .bind(u.details.caller.as_ref().map(PhoneNumber::as_str))
-        .bind(u.details.called.as_ref().map(PhoneNumber::as_str))
-        .bind(u.details.direction.as_deref())
-        .bind(u.status.as_str())
-        .bind(u.details.started_at_ms)
-        .bind(u.details.duration_ms)
-        .bind(u.details.disconnection_reason.as_deref())
-        .bind(u.details.transcript.as_deref())
-        .bind(u.details.summary.as_deref())
-        .bind(u.details.successful.map(i64::from))
-        .bind(u.details.sentiment.as_deref())
-        .bind(analysis.as_deref())
-        .bind(u.details.trace_id.as_deref())
+    bind_update(sqlx::query(&merge), u, analysis.as_deref())
         .bind(now)
         .execute(&mut *conn)
         .await?;

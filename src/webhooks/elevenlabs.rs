@@ -92,21 +92,7 @@ async fn initiation(
 /// empty string, `false`, `0`): ElevenLabs needs every variable the agent
 /// declares in every answer, also when no tenant has the called number.
 fn neutral_variables() -> Map<String, Value> {
-    let nobody = CallerContext {
-        tenant_id: String::new(),
-        business_name: String::new(),
-        time_zone: chrono_tz::UTC,
-        customer_name: None,
-        crm_contact_id: None,
-        returning_caller: false,
-        total_calls: 0,
-        last_call_at_ms: None,
-        memory_summary: None,
-        next_slots: Vec::new(),
-        missing: Vec::new(),
-        stale: Vec::new(),
-    };
-    variables::as_values(&nobody)
+    variables::as_values(&CallerContext::nobody())
         .into_iter()
         .map(|(name, value)| {
             let neutral = match value {

@@ -262,7 +262,7 @@ mod tests {
         );
         assert_eq!(
             verify_vapi_hmac(None, Some("1"), body, b"vsec", 1),
-            Err(SignatureError::Missing("signature"))
+            Err(SignatureError::Missing("x-signature"))
         );
     }
 

@@ -77,6 +77,21 @@ impl HmacPlan {
         }
     }
 
+    /// Error names: the default headers by name, others generically.
+    fn names(&self) -> (&'static str, &'static str) {
+        let sig = if self.signature_header == "x-signature" {
+            "x-signature"
+        } else {
+            "signature"
+        };
+        let ts = if self.timestamp_header == "x-timestamp" {
+            "x-timestamp"
+        } else {
+            "timestamp"
+        };
+        (sig, ts)
+    }
+
     fn payload<'a>(&self, timestamp: Option<&'a str>, body: &'a [u8]) -> Vec<&'a [u8]> {
         match timestamp {
             Some(ts) if self.include_timestamp => vec![ts.as_bytes(), b".", body],
@@ -93,18 +108,14 @@ impl HmacPlan {
         secret: &[u8],
         now_ms: i64,
     ) -> Result<(), SignatureError> {
-        let sig = signature
-            .ok_or(SignatureError::Missing("signature"))?
-            .trim();
+        let (sig_name, ts_name) = self.names();
+        let sig = signature.ok_or(SignatureError::Missing(sig_name))?.trim();
         let ts = if self.include_timestamp {
-            let ts = timestamp
-                .ok_or(SignatureError::Missing("timestamp"))?
-                .trim();
-            let n: i64 = ts
-                .parse()
-                .map_err(|_| SignatureError::Malformed("timestamp"))?;
-            // Seconds or milliseconds, whichever Vapi sends.
-            let ts_ms = if n.unsigned_abs() < 100_000_000_000 {
+            let ts = timestamp.ok_or(SignatureError::Missing(ts_name))?.trim();
+            let n: i64 = ts.parse().map_err(|_| SignatureError::Malformed(ts_name))?;
+            // Seconds or milliseconds, whichever Vapi sends: anything below
+            // 10^11 (negative values too) is seconds.
+            let ts_ms = if n < 100_000_000_000 {
                 n.checked_mul(1000).ok_or(SignatureError::Stale)?
             } else {
                 n
@@ -120,7 +131,7 @@ impl HmacPlan {
         let sig = match &self.prefix {
             Some(p) => sig
                 .strip_prefix(p.as_str())
-                .ok_or(SignatureError::Malformed("signature"))?,
+                .ok_or(SignatureError::Malformed(sig_name))?,
             None => sig.strip_prefix(self.algorithm_prefix()).unwrap_or(sig),
         };
         let given = match self.encoding {
@@ -129,7 +140,7 @@ impl HmacPlan {
                 .decode(sig)
                 .map_err(|_| hex::FromHexError::OddLength),
         }
-        .map_err(|_| SignatureError::Malformed("signature"))?;
+        .map_err(|_| SignatureError::Malformed(sig_name))?;
         let expected = mac(self.algorithm, secret, &self.payload(ts, body));
         if constant_time_eq(&given, &expected) {
             Ok(())

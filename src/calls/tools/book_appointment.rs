@@ -9,7 +9,7 @@ use crate::cache::{FlushScope, Namespace, keys};
 use crate::domain::{BookingArgs, ToolCall};
 use crate::store::NewAppointment;
 use crate::upstreams::{BookingRequest, UpstreamError};
-use crate::writebehind::Job;
+use crate::writebehind::{Job, Outcome};
 
 impl Calls {
     pub(super) async fn book_appointment(
@@ -104,16 +104,40 @@ impl Calls {
             },
             time_zone: tz,
         };
-        if let Err(e) = self.writebehind.submit(job).await {
-            // The booking exists in the calendar; only our log of it failed.
-            tracing::error!(error = %e, booking = %booking.id, "could not log the appointment");
-        }
+        // The booking exists in the calendar whatever happens to our log of
+        // it, so the answer is `Ok` either way (counted as
+        // `warmline_tool_calls_total{outcome="ok"}`, a booking made, as the
+        // dashboards count it): `at_most_once` remembers only successes, and
+        // an `Err` would let a re-delivered request book a second time, or
+        // tell the caller their own slot "isn't available anymore". What
+        // failed is the record: the answer says so rather than claim plain
+        // success, and the error is logged with the booking's id so an
+        // operator can enter it.
+        let logged = match self.writebehind.submit(job).await {
+            Ok((_, Outcome::Rejected)) => {
+                // Kept in the spill directory's rejected journal, not the log.
+                tracing::error!(booking = %booking.id, "the database refused the appointment record");
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, booking = %booking.id, "could not log the appointment");
+                false
+            }
+        };
         let local = booking.start.with_timezone(&tz);
-        Ok(format!(
+        let booked = format!(
             "Booked: {} on {} at {}.",
             service.name,
             spoken_day(local.date_naive()),
             spoken_time(&local)
-        ))
+        );
+        if logged {
+            Ok(booked)
+        } else {
+            Ok(format!(
+                "{booked} But I couldn't save it in our records, so the business will confirm it with you."
+            ))
+        }
     }
 }
