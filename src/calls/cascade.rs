@@ -9,17 +9,12 @@ use chrono::Utc;
 
 use super::{CallSession, Calls};
 use crate::cache::keys;
-use crate::domain::{CallId, PhoneNumber, Provider, ToolCall};
+use crate::domain::{CallId, Fallback, PhoneNumber, Provider, ToolCall};
 use crate::tenants::Tenant;
 use crate::writebehind::Job;
 
 /// How far back "the most recent active call from this number" may be.
 const RECENT_CALL_WINDOW_MS: i64 = 2 * 60 * 60 * 1000;
-
-pub const FROM_DATABASE: &str = "call_from_database";
-pub const FROM_RECENT_CALLER: &str = "call_from_recent_caller";
-pub const TENANT_DEFAULT: &str = "tenant_default";
-pub const UNRESOLVED: &str = "call_unresolved";
 
 impl Calls {
     /// The session of the call a tool belongs to; `Err` is what the agent
@@ -44,7 +39,13 @@ impl Calls {
         {
             let caller = record.details.caller.clone().or_else(|| tc.caller.clone());
             return Ok(self
-                .fallback_session(tc, tenant, caller, FROM_DATABASE, "session not cached")
+                .fallback_session(
+                    tc,
+                    tenant,
+                    caller,
+                    Fallback::CallFromDatabase,
+                    "session not cached",
+                )
                 .await);
         }
 
@@ -61,7 +62,7 @@ impl Calls {
                         tc,
                         tenant,
                         Some(caller.clone()),
-                        FROM_RECENT_CALLER,
+                        Fallback::CallFromRecentCaller,
                         &detail,
                     )
                     .await);
@@ -77,14 +78,20 @@ impl Calls {
                     tc,
                     tenant,
                     tc.caller.clone(),
-                    TENANT_DEFAULT,
+                    Fallback::TenantDefault,
                     "no call found",
                 )
                 .await);
         }
 
-        self.count_fallback(tc.provider, tc.call_id.clone(), UNRESOLVED, None, None)
-            .await;
+        self.count_fallback(
+            tc.provider,
+            tc.call_id.clone(),
+            Fallback::CallUnresolved,
+            None,
+            None,
+        )
+        .await;
         Err("I'm sorry, I can't look that up right now.".into())
     }
 
@@ -93,7 +100,7 @@ impl Calls {
         tc: &ToolCall,
         tenant: Tenant,
         caller: Option<PhoneNumber>,
-        kind: &'static str,
+        kind: Fallback,
         detail: &str,
     ) -> CallSession {
         // The record is made durable while the caller's context is assembled.
@@ -124,23 +131,23 @@ impl Calls {
         &self,
         provider: Provider,
         call_id: Option<CallId>,
-        kind: &'static str,
+        kind: Fallback,
         tenant: Option<&Tenant>,
         detail: Option<String>,
     ) {
-        metrics::counter!("warmline_fallback_activations_total", "kind" => kind).increment(1);
-        tracing::warn!(kind, call_id = ?call_id.as_ref().map(CallId::as_str), "fallback taken");
+        kind.count();
+        tracing::warn!(kind = kind.as_str(), call_id = ?call_id.as_ref().map(CallId::as_str), "fallback taken");
         let job = Job::Fallback {
             key: format!("fallback:{}", uuid::Uuid::new_v4().simple()),
             provider,
             call_id,
-            kind: kind.to_owned(),
+            kind: kind.as_str().to_owned(),
             detail,
             tenant_id: tenant.map(|t| t.id.clone()),
             time_zone: tenant.map(|t| t.time_zone),
         };
         if let Err(e) = self.writebehind.submit(job).await {
-            tracing::error!(error = %e, kind, "could not record a fallback");
+            tracing::error!(error = %e, kind = kind.as_str(), "could not record a fallback");
         }
     }
 }

@@ -12,7 +12,6 @@ mod tools;
 /// What acknowledging a call event says: where it was made durable, and
 /// whether it had been seen before.
 pub use crate::writebehind::{Durability, Outcome};
-pub use cascade::{FROM_DATABASE, FROM_RECENT_CALLER, TENANT_DEFAULT, UNRESOLVED};
 pub use context::{CallerContext, ContactInfo};
 pub use session::CallSession;
 
@@ -22,7 +21,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::cache::{Cache, CacheError, Namespace, Tiered, keys};
-use crate::domain::{CallEvent, CallId, CallPhase, InboundCall, PhoneNumber, Provider};
+use crate::domain::{CallEvent, CallId, CallPhase, Fallback, InboundCall, PhoneNumber, Provider};
 use crate::store::Store;
 use crate::support::{Env, SettingsError};
 use crate::tenants::{Tenant, TenantDirectory};
@@ -119,7 +118,7 @@ impl Calls {
             call_id,
         } = call;
         let Some(tenant) = self.tenants.resolve(&called).await? else {
-            metrics::counter!("warmline_fallback_activations_total", "kind" => "unknown_called_number").increment(1);
+            Fallback::UnknownCalledNumber.count();
             tracing::warn!(
                 "inbound call to a number no tenant has; answering as the platform expects"
             );

@@ -7,6 +7,7 @@
 //! no other module of warmline.
 
 mod events;
+mod fallback;
 mod ids;
 mod phone;
 mod provider;
@@ -14,6 +15,7 @@ mod tools;
 mod writeback;
 
 pub use events::{CallDetails, CallEvent, CallPhase, InboundCall, TranscriptLine};
+pub use fallback::Fallback;
 pub use ids::{CallId, IdError, TenantId};
 pub use phone::{PhoneError, PhoneNumber, mask_phone, mask_phones_in};
 pub use provider::Provider;

@@ -36,6 +36,11 @@ pub fn install() -> &'static PrometheusHandle {
             }
         };
         describe();
+        // Known label values exist from the start, at 0.
+        for kind in crate::domain::Fallback::ALL {
+            metrics::counter!("warmline_fallback_activations_total", "kind" => kind.as_str())
+                .increment(0);
+        }
         handle
     })
 }

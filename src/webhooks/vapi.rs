@@ -268,8 +268,7 @@ async fn assistant_request(calls: &Calls, call: InboundCall) -> Result<HttpRespo
         (Some(id), _) => json!({ "assistantId": id, "assistantOverrides": overrides }),
         (None, Some(inline)) => json!({ "assistant": inline, "assistantOverrides": overrides }),
         (None, None) => {
-            metrics::counter!("warmline_fallback_activations_total", "kind" => "vapi_no_assistant")
-                .increment(1);
+            crate::domain::Fallback::VapiNoAssistant.count();
             tracing::warn!(
                 tenant = %tenant.id,
                 "Vapi asked for an assistant but the tenant names none; the call is refused"

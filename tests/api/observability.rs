@@ -388,3 +388,19 @@ fn docker_compose_parses_and_references_files_that_exist() {
     assert!(provider.contains("/var/lib/grafana/dashboards"));
     assert!(text.contains("./dashboards/grafana/dashboards:/var/lib/grafana/dashboards"));
 }
+
+#[tokio::test]
+async fn every_fallback_kind_is_exported_from_the_start() {
+    let app = crate::helpers::spawn_app().await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for kind in warmline::domain::Fallback::ALL {
+        let series = format!(
+            r#"warmline_fallback_activations_total{{kind="{}"}}"#,
+            kind.as_str()
+        );
+        assert!(
+            text.lines().any(|l| l.starts_with(&series)),
+            "{series} missing: a dashboard would show No data\n{text}"
+        );
+    }
+}

@@ -63,8 +63,7 @@ impl Calls {
         if session.tenant.id == *scope {
             return Ok(session);
         }
-        metrics::counter!("warmline_fallback_activations_total", "kind" => "call_of_another_tenant")
-            .increment(1);
+        crate::domain::Fallback::CallOfAnotherTenant.count();
         tracing::warn!(
             tenant = %scope,
             other = %session.tenant.id,
