@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::{CallSession, Calls};
 use crate::cache::keys;
-use crate::domain::{CallId, Fallback, PhoneNumber, Provider, ToolCall};
+use crate::domain::{CallId, Fallback, PhoneNumber, Provider, TenantId, ToolCall};
 use crate::tenants::Tenant;
 use crate::writebehind::Job;
 
@@ -18,8 +18,14 @@ const RECENT_CALL_WINDOW_MS: i64 = 2 * 60 * 60 * 1000;
 
 impl Calls {
     /// The session of the call a tool belongs to; `Err` is what the agent
-    /// should say when no step finds it.
+    /// should say when no step finds it. A request verified for one tenant
+    /// (`tc.tenant_scope`) never follows a step to another tenant's call:
+    /// such a step is skipped (counted as `call_of_another_tenant`), and the
+    /// session found instead is not cached under that other call's id.
     pub(super) async fn resolve_session(&self, tc: &ToolCall) -> Result<CallSession, String> {
+        let in_scope = |t: &TenantId| tc.tenant_scope.as_ref().is_none_or(|s| s == t);
+        let mut foreign = false;
+
         if let Some(call_id) = &tc.call_id
             && let Some(hit) = self
                 .sessions
@@ -27,26 +33,33 @@ impl Calls {
                 .await
             && let Some(session) = hit.value
         {
-            return Ok((*session).clone());
+            if in_scope(&session.tenant.id) {
+                return Ok((*session).clone());
+            }
+            foreign = true;
         }
 
         // 1. The database knows the call (it started on another replica, or
         //    its session expired).
-        if let Some(call_id) = &tc.call_id
+        if !foreign
+            && let Some(call_id) = &tc.call_id
             && let Ok(Some(record)) = self.store.call(tc.provider, call_id).await
             && let Some(tenant_id) = &record.tenant_id
-            && let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await
         {
-            let caller = record.details.caller.clone().or_else(|| tc.caller.clone());
-            return Ok(self
-                .fallback_session(
-                    tc,
-                    tenant,
-                    caller,
-                    Fallback::CallFromDatabase,
-                    "session not cached",
-                )
-                .await);
+            if !in_scope(tenant_id) {
+                foreign = true;
+            } else if let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await {
+                let caller = record.details.caller.clone().or_else(|| tc.caller.clone());
+                return Ok(self
+                    .fallback_session(
+                        tc,
+                        tenant,
+                        caller,
+                        Fallback::CallFromDatabase,
+                        "session not cached",
+                    )
+                    .await);
+            }
         }
 
         // 2. The caller's most recent call that has not ended.
@@ -54,24 +67,46 @@ impl Calls {
             let since = Utc::now().timestamp_millis() - RECENT_CALL_WINDOW_MS;
             if let Ok(Some(record)) = self.store.latest_active_call_from(caller, since).await
                 && let Some(tenant_id) = &record.tenant_id
-                && let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await
             {
-                let detail = format!("matched active call {}", record.call_id);
-                return Ok(self
-                    .fallback_session(
-                        tc,
-                        tenant,
-                        Some(caller.clone()),
-                        Fallback::CallFromRecentCaller,
-                        &detail,
-                    )
-                    .await);
+                if !in_scope(tenant_id) {
+                    foreign = true;
+                } else if !foreign && let Ok(Some(tenant)) = self.tenants.by_id(tenant_id).await {
+                    let detail = format!("matched active call {}", record.call_id);
+                    return Ok(self
+                        .fallback_session(
+                            tc,
+                            tenant,
+                            Some(caller.clone()),
+                            Fallback::CallFromRecentCaller,
+                            &detail,
+                        )
+                        .await);
+                }
             }
         }
+
+        // Another tenant's call was named: what follows is resolved without
+        // its id, so nothing is cached or recorded under it.
+        let own;
+        let tc = if foreign {
+            Fallback::CallOfAnotherTenant.count();
+            tracing::warn!(
+                tenant = tc.tenant_scope.as_ref().map(TenantId::as_str),
+                "a tool call signed for one tenant named another tenant's call; not followed"
+            );
+            own = ToolCall {
+                call_id: None,
+                ..tc.clone()
+            };
+            &own
+        } else {
+            tc
+        };
 
         // 3. The tenant answering the called number.
         if let Some(called) = &tc.called
             && let Ok(Some(tenant)) = self.tenants.resolve(called).await
+            && in_scope(&tenant.id)
         {
             return Ok(self
                 .fallback_session(

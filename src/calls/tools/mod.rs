@@ -36,7 +36,7 @@ impl Calls {
             ToolRequest::Unknown(name) => ("unknown", Err(format!("I can't do \"{name}\" here."))),
             ToolRequest::BadArguments { tool, problem } => (tool.as_str(), Err(problem.clone())),
             ToolRequest::Run(tool) => {
-                let result = match self.scoped_session(&tc).await {
+                let result = match self.resolve_session(&tc).await {
                     Ok(session) => self.run_tool(&tc, tool, &session).await,
                     Err(e) => Err(e),
                 };
@@ -49,35 +49,6 @@ impl Calls {
         metrics::histogram!("warmline_tool_duration_seconds", "tool" => label)
             .record(started.elapsed().as_secs_f64());
         result
-    }
-
-    /// The call's session, within the tenant the request was verified for:
-    /// a call id or caller that leads to another tenant's call (someone
-    /// signing with tenant A's secret and naming tenant B's call) is not
-    /// followed; the call is resolved from the verified called number alone.
-    async fn scoped_session(&self, tc: &ToolCall) -> Result<CallSession, String> {
-        let session = self.resolve_session(tc).await?;
-        let Some(scope) = &tc.tenant_scope else {
-            return Ok(session);
-        };
-        if session.tenant.id == *scope {
-            return Ok(session);
-        }
-        crate::domain::Fallback::CallOfAnotherTenant.count();
-        tracing::warn!(
-            tenant = %scope,
-            other = %session.tenant.id,
-            "a tool call signed for one tenant named another tenant's call; not followed"
-        );
-        let within = ToolCall {
-            call_id: None,
-            caller: None,
-            ..tc.clone()
-        };
-        match self.resolve_session(&within).await {
-            Ok(s) if s.tenant.id == *scope => Ok(s),
-            _ => Err("I'm sorry, I can't look that up right now.".into()),
-        }
     }
 
     async fn run_tool(&self, tc: &ToolCall, tool: &Tool, s: &CallSession) -> ToolResult {
