@@ -53,6 +53,21 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Acknowledged events the database refused for good (parked in the
+    /// spill directory's `rejected.ndjson`).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List the parked events with why each was refused.
+    Rejected,
+    /// Apply every parked event again (idempotent: one already applied is a
+    /// no-op); those still refused stay parked with their new reason.
+    ReplayRejected,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +91,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             ghl_burst_limit,
         } => simulate(addr, field_latencies, knobs, ghl_burst_limit).await,
         Command::Tenants { command } => tenants(settings, command).await,
+        Command::Events { command } => events(settings, command).await,
     }
 }
 
@@ -148,6 +164,39 @@ async fn tenants(settings: Settings, command: TenantsCommand) -> anyhow::Result<
     };
     store.close().await;
     result
+}
+
+async fn events(settings: Settings, command: EventsCommand) -> anyhow::Result<()> {
+    let spill = crate::writebehind::Spill::open(settings.writebehind.spill_dir.clone())?;
+    match command {
+        EventsCommand::Rejected => {
+            let parked = spill.parked()?;
+            if parked.is_empty() {
+                println!("no parked events");
+            }
+            for p in &parked {
+                let at = chrono::DateTime::from_timestamp_millis(p.at_ms)
+                    .map_or_else(|| "?".into(), |t| t.to_rfc3339());
+                println!("{at}  {}  {}", p.job.key(), p.reason);
+            }
+            Ok(())
+        }
+        EventsCommand::ReplayRejected => {
+            let store = Store::connect_lazy(&settings.database)?;
+            store.migrate().await?;
+            let result = crate::writebehind::replay_rejected(&store, &spill).await;
+            store.close().await;
+            let (applied, still) = result?;
+            println!(
+                "{applied} parked event(s) applied; {} still parked",
+                still.len()
+            );
+            for p in &still {
+                println!("  {}  {}", p.job.key(), p.reason);
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

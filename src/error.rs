@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::cache::CacheError;
 use crate::domain::mask_phones_in;
 use crate::store::StoreError;
+use crate::support::json::{self, JsonProblem};
 use crate::writebehind::WriteError;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,12 @@ impl From<WriteError> for ApiError {
     /// Not made durable: the platform must retry, so a 503.
     fn from(e: WriteError) -> Self {
         ApiError::Unavailable(e.into())
+    }
+}
+
+impl From<JsonProblem> for ApiError {
+    fn from(e: JsonProblem) -> Self {
+        ApiError::BadRequest(e.to_string())
     }
 }
 
@@ -119,7 +126,9 @@ pub fn json_error_handler(
         J::ContentType => {
             ApiError::BadRequest("expected Content-Type: application/json".into()).into()
         }
-        J::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")).into(),
+        J::Deserialize(e) => {
+            ApiError::BadRequest(format!("invalid JSON body: {}", json::describe(&e))).into()
+        }
         other => ApiError::BadRequest(other.to_string()).into(),
     }
 }
@@ -136,6 +145,6 @@ pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiE
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),
-        req.path()
+        mask_phones_in(req.path())
     )))
 }

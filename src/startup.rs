@@ -38,6 +38,7 @@ pub struct Application {
     /// lives as long as the application.
     demo: Option<Simulator>,
     shutting_down: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 /// Stops a running [`Application`] gracefully, as SIGTERM does.
@@ -45,13 +46,31 @@ pub struct Application {
 pub struct StopHandle {
     server: ServerHandle,
     shutting_down: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 impl StopHandle {
-    /// Stops accepting connections and waits for in-flight requests (up to
-    /// the shutdown grace period) to finish.
+    /// Shuts down as on SIGTERM: `/ready` turns 503 at once; requests are
+    /// still accepted and served for the drain period (a load balancer
+    /// takes a few probes to stop sending); then the listener closes and
+    /// in-flight requests get the grace period to finish. Each of them has
+    /// its events made durable before it answers, so once this returns
+    /// nothing acknowledged is only in memory.
     pub async fn stop(&self) {
+        self.begin_shutdown();
+        tokio::time::sleep(self.drain).await;
+        self.stop_now().await;
+    }
+
+    /// `/ready` answers 503 from now on.
+    pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Closes the listener and waits for in-flight requests (SIGINT: no
+    /// drain, someone is at the terminal).
+    pub async fn stop_now(&self) {
+        self.begin_shutdown();
         self.server.stop(true).await;
     }
 }
@@ -148,6 +167,7 @@ impl Application {
             store,
             demo,
             shutting_down,
+            drain: settings.http.shutdown_drain,
         })
     }
 
@@ -185,6 +205,7 @@ impl Application {
         StopHandle {
             server: self.server.handle(),
             shutting_down: self.shutting_down.clone(),
+            drain: self.drain,
         }
     }
 
@@ -194,8 +215,16 @@ impl Application {
         let stop = self.stop_handle();
         let signals = tokio::spawn(async move {
             let signal = wait_for_signal().await;
-            tracing::info!(signal, "shutting down: draining in-flight requests");
-            stop.stop().await;
+            if signal == "SIGTERM" {
+                tracing::info!(
+                    drain_ms = stop.drain.as_millis() as u64,
+                    "SIGTERM: /ready answers 503; serving on through the drain period"
+                );
+                stop.stop().await;
+            } else {
+                tracing::info!(signal, "shutting down: finishing in-flight requests");
+                stop.stop_now().await;
+            }
         });
         let result = self.server.await;
         signals.abort();

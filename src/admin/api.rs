@@ -55,7 +55,7 @@ async fn scope_of(req: &FlushRequest, store: &Store) -> Result<FlushScope, ApiEr
             let number = PhoneNumber::parse(number)
                 .map_err(|e| ApiError::BadRequest(format!("`tenant`: {e}")))?;
             let tenant = store.tenant_by_number(&number).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("no tenant has called number {}", number.as_str()))
+                ApiError::NotFound(format!("no tenant has called number {}", number.masked()))
             })?;
             Ok(FlushScope::Tenant {
                 tenant_id: tenant.id.to_string(),

@@ -128,6 +128,11 @@ impl Backplane {
     /// Runs the subscription until the process ends, reconnecting with
     /// backoff and sending [`Event::Resync`] after every reconnect.
     pub async fn listen(self: Arc<Self>, apply: impl Fn(Event) + Send + Sync + 'static) {
+        for direction in ["published", "received"] {
+            metrics::counter!("warmline_cache_backplane_messages_total", "direction" => direction)
+                .increment(0);
+        }
+        metrics::counter!("warmline_cache_backplane_publish_errors_total").increment(0);
         let mut backoff = Duration::from_millis(100);
         let mut connected_before = false;
         loop {

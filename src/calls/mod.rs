@@ -83,6 +83,16 @@ impl Calls {
         writebehind: WriteBehind,
         settings: &CallSettings,
     ) -> Self {
+        for tool in crate::domain::ToolName::ALL
+            .map(|t| t.as_str())
+            .into_iter()
+            .chain(["unknown"])
+        {
+            for outcome in ["ok", "error"] {
+                metrics::counter!("warmline_tool_calls_total", "tool" => tool, "outcome" => outcome)
+                    .increment(0);
+            }
+        }
         Calls {
             services: ServiceCatalog::new(cache, tenants.clone(), upstreams.clone()),
             context: ContextAssembler::new(
@@ -105,6 +115,17 @@ impl Calls {
     /// The tenant answering `called`, from memory.
     pub async fn tenant(&self, called: &PhoneNumber) -> Result<Option<Tenant>, CacheError> {
         self.tenants.resolve(called).await
+    }
+
+    /// The number of the tenant whose line is `line` (a Vapi phone-number id
+    /// or SIP URI named in its `line_ids`): a SIP call is then handled as a
+    /// call to that number.
+    pub async fn line_number(&self, line: &str) -> Result<Option<PhoneNumber>, CacheError> {
+        Ok(self
+            .tenants
+            .resolve_line(line)
+            .await?
+            .map(|t| t.phone_number))
     }
 
     /// Context for an inbound call. With the call's id (Vapi, ElevenLabs

@@ -99,31 +99,83 @@ pub fn mask_phone(raw: &str) -> String {
     format!("{head}{}{tail}", "*".repeat(chars.len() - 6))
 }
 
-/// Masks every run of seven or more digits in free text (cache keys, URLs,
-/// error messages), keeping its last four: `acme:+14155550123` →
-/// `acme:+*******0123`. For text that may embed a number warmline did not parse.
+/// Masks every phone-like run in free text (cache keys, URLs, error
+/// messages, upstream answers), keeping its last four digits: seven or more
+/// digits, written together or in groups joined by spaces, dashes, dots or
+/// parentheses — `acme:+14155550123` → `acme:+*******0123`, `(415) 555-0123`
+/// → `(***) ***-0123`. An ISO date (`2026-11-21`) is left alone. For text
+/// that may embed a number warmline did not parse.
 pub fn mask_phones_in(text: &str) -> String {
+    const JOINERS: &[u8] = b" -.()";
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 7 {
-            out.extend(std::iter::repeat_n('*', run.len() - 4));
-            out.push_str(&run[run.len() - 4..]);
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            // Copy up to the next digit (keeping multi-byte characters whole).
+            let next = bytes[i..]
+                .iter()
+                .position(u8::is_ascii_digit)
+                .map_or(bytes.len(), |p| i + p);
+            out.push_str(&text[i..next]);
+            i = next;
+            continue;
+        }
+        if is_iso_date(&bytes[i..]) {
+            out.push_str(&text[i..i + 10]);
+            i += 10;
+            continue;
+        }
+        // The run: digits, and at most two joiners at a time between them.
+        let mut end = i;
+        let mut j = i;
+        while j < bytes.len() {
+            if bytes[j].is_ascii_digit() {
+                j += 1;
+                end = j;
+            } else if JOINERS.contains(&bytes[j])
+                && bytes[j..]
+                    .iter()
+                    .take(3)
+                    .position(u8::is_ascii_digit)
+                    .is_some_and(|p| bytes[j..j + p].iter().all(|b| JOINERS.contains(b)))
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let run = &text[i..end];
+        let digits = run.bytes().filter(u8::is_ascii_digit).count();
+        if digits >= 7 {
+            let mut hide = digits - 4;
+            for c in run.chars() {
+                if c.is_ascii_digit() && hide > 0 {
+                    out.push('*');
+                    hide -= 1;
+                } else {
+                    out.push(c);
+                }
+            }
         } else {
             out.push_str(run);
         }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
+        i = end;
     }
-    flush(&mut run, &mut out);
     out
+}
+
+/// `YYYY-MM-DD` at the start of `b`.
+fn is_iso_date(b: &[u8]) -> bool {
+    b.len() >= 10
+        && b[..10].iter().enumerate().all(|(k, c)| {
+            if k == 4 || k == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && !b.get(10).is_some_and(u8::is_ascii_digit)
 }
 
 impl fmt::Debug for PhoneNumber {
@@ -215,6 +267,22 @@ mod tests {
             "from=******0123&day=2026-11-21"
         );
         assert_eq!(mask_phones_in("call_123456"), "call_123456");
+    }
+
+    #[test]
+    fn numbers_written_in_groups_are_masked_and_dates_kept() {
+        assert_eq!(mask_phones_in("(415) 555-0123"), "(***) ***-0123");
+        assert_eq!(
+            mask_phones_in("phone +1 415 555 0123 is invalid"),
+            "phone +* *** *** 0123 is invalid"
+        );
+        assert_eq!(mask_phones_in("415.555.0123"), "***.***.0123");
+        assert_eq!(
+            mask_phones_in("slot 2026-11-21 10:00 is taken"),
+            "slot 2026-11-21 10:00 is taken"
+        );
+        assert_eq!(mask_phones_in("3 of 12 failed"), "3 of 12 failed");
+        assert_eq!(mask_phones_in("é+14155550123é"), "é+*******0123é");
     }
 
     #[test]

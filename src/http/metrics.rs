@@ -48,6 +48,12 @@ impl Scrape {
             metrics::gauge!("warmline_writebehind_oldest_pending_seconds").set(age);
         }
         metrics::gauge!("warmline_writebehind_spill_depth").set(self.writebehind.spilled() as f64);
+        let spill = self.writebehind.spill();
+        // Read from the file: `warmline events replay-rejected` changes it
+        // from another process.
+        let parked = spill.parked().map_or(0, |p| p.len());
+        metrics::gauge!("warmline_writebehind_parked").set(parked as f64);
+        metrics::gauge!("warmline_writebehind_quarantined").set(spill.quarantined() as f64);
         for up in self.upstreams.status() {
             metrics::gauge!("warmline_upstream_breaker_state", "upstream" => up.upstream)
                 .set(up.breaker.gauge_value());

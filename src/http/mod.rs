@@ -38,8 +38,12 @@ pub struct HttpSettings {
     /// `WARMLINE_ADDR`: where to listen.
     pub addr: SocketAddr,
     /// `WARMLINE_SHUTDOWN_GRACE_MS`: how long in-flight requests may take to
-    /// finish after SIGTERM.
+    /// finish once warmline stops accepting connections.
     pub shutdown_grace: Duration,
+    /// `WARMLINE_SHUTDOWN_DRAIN_MS`: after SIGTERM, how long warmline keeps
+    /// accepting and serving while `/ready` answers 503, so a load balancer
+    /// notices and stops sending before the listener closes.
+    pub shutdown_drain: Duration,
 }
 
 impl HttpSettings {
@@ -50,6 +54,7 @@ impl HttpSettings {
                 DEFAULT_ADDR.parse().expect("valid default"),
             )?,
             shutdown_grace: env.millis_or("WARMLINE_SHUTDOWN_GRACE_MS", 10_000)?,
+            shutdown_drain: env.millis_or("WARMLINE_SHUTDOWN_DRAIN_MS", 2_000)?,
         })
     }
 }

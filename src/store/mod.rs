@@ -104,6 +104,24 @@ impl StoreError {
         }
     }
 
+    /// True when the database refused for now, not for good: busy or
+    /// locked (SQLite), or a Postgres SQLSTATE of class 08 (connection), 40
+    /// (serialization failure, deadlock), 53 (insufficient resources) or 57
+    /// (operator intervention: shutting down, starting up). Retried with
+    /// backoff, spilled when it goes on — never parked.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => sqlx_transient(e),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => sqlx_transient(e),
+            _ => false,
+        }
+    }
+
+    /// Worth trying again later: unreachable or transiently refused.
+    pub fn is_retryable(&self) -> bool {
+        self.is_unavailable() || self.is_transient()
+    }
+
     pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
         StoreError::Corrupt {
             what,
@@ -121,6 +139,41 @@ fn sqlx_unavailable(e: &sqlx::Error) -> bool {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed
     )
+}
+
+fn sqlx_transient(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    let Some(code) = db.code() else {
+        return false;
+    };
+    is_transient_code(&code)
+}
+
+/// A Postgres SQLSTATE (five characters) or a SQLite result code (a number
+/// below 10000; extended codes keep the primary one in their low byte: 5
+/// busy, 6 locked).
+fn is_transient_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return matches!(&code[..2], "08" | "40" | "53" | "57");
+    }
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transient_codes_are_told_from_permanent_ones() {
+        for code in [
+            "08006", "40001", "40P01", "53300", "57P01", "57P03", "5", "6", "517", "262",
+        ] {
+            assert!(super::is_transient_code(code), "{code}");
+        }
+        for code in ["23505", "22021", "42P01", "1", "19", "2067", "11"] {
+            assert!(!super::is_transient_code(code), "{code}");
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

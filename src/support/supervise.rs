@@ -29,6 +29,8 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    // A zero series from the start: "no restarts", not "no data".
+    metrics::counter!("warmline_background_restarts_total", "loop" => name).increment(0);
     tokio::spawn(async move {
         let mut backoff = FIRST_BACKOFF;
         loop {

@@ -212,7 +212,27 @@ fn describe() {
     describe_counter!(
         "warmline_writebehind_rejected_total",
         Unit::Count,
-        "Jobs the database refused, kept in the rejected journal."
+        "Jobs the database refused for good, parked in the rejected journal."
+    );
+    describe_gauge!(
+        "warmline_writebehind_parked",
+        Unit::Count,
+        "Jobs parked in the rejected journal now (apply them with `warmline events replay-rejected`)."
+    );
+    describe_counter!(
+        "warmline_writebehind_retries_total",
+        Unit::Count,
+        "Writes retried because the database refused for now (busy, locked, deadlock, shutting down)."
+    );
+    describe_counter!(
+        "warmline_writebehind_quarantined_total",
+        Unit::Count,
+        "Torn or damaged spill journal records moved to the quarantine file."
+    );
+    describe_gauge!(
+        "warmline_writebehind_quarantined",
+        Unit::Count,
+        "Records in the spill directory's quarantine file."
     );
     describe_gauge!(
         "warmline_writebehind_oldest_pending_seconds",

@@ -211,6 +211,11 @@ pub struct TenantConfig {
     /// neither, Vapi is answered with an `error` and the call is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vapi_assistant: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Other names of this tenant's line, for calls that carry no phone
+    /// number: Vapi phone-number ids and SIP URIs (a call over SIP names
+    /// `phoneNumber.id` or `phoneNumber.sipUri`, not `phoneNumber.number`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,6 +232,13 @@ impl TenantConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.vapi_assistant_id.is_some() && self.vapi_assistant.is_some() {
             return Err("give `vapi_assistant_id` or `vapi_assistant`, not both".into());
+        }
+        for (i, line) in self.line_ids.iter().enumerate() {
+            if line.trim().is_empty() || line.len() > 256 {
+                return Err(format!(
+                    "`line_ids[{i}]` must be a phone-number id or a SIP URI (1 to 256 characters)"
+                ));
+            }
         }
         for s in &self.services {
             match (&self.calendar, &s.calendar_id, s.event_type_id) {

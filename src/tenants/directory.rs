@@ -31,6 +31,19 @@ fn typed(rows: Vec<TenantRow>) -> Vec<Tenant> {
         .collect()
 }
 
+/// A line's key in the tenant namespace, apart from the numbers.
+fn line_key(line: &str) -> String {
+    format!("line:{line}")
+}
+
+fn serves_line(tenant: &Tenant, line: &str) -> bool {
+    tenant
+        .config
+        .line_ids
+        .iter()
+        .any(|l| l.trim().eq_ignore_ascii_case(line))
+}
+
 impl TenantDirectory {
     /// Builds the directory and registers its warm-up with the cache.
     pub fn new(cache: &Cache, store: Store) -> Self {
@@ -69,6 +82,28 @@ impl TenantDirectory {
         Ok(lookup.value.map(|t| (*t).clone()))
     }
 
+    /// The tenant whose `line_ids` name `line` (a Vapi phone-number id or a
+    /// SIP URI, compared without regard to case), for calls that carry no
+    /// number. Answered from memory like [`resolve`](Self::resolve); a line
+    /// not yet in L1 is looked for among all tenants once.
+    #[tracing::instrument(name = "tenant.resolve_line", skip_all, fields(tenant = tracing::field::Empty))]
+    pub async fn resolve_line(&self, line: &str) -> Result<Option<Tenant>, CacheError> {
+        let line = line.trim().to_lowercase();
+        let dir = self.clone();
+        let wanted = line.clone();
+        let lookup = self
+            .cache
+            .get_or_load(&line_key(&line), move || async move {
+                let tenants = dir.list().await.map_err(LoadError::new)?;
+                Ok(tenants.into_iter().find(|t| serves_line(t, &wanted)))
+            })
+            .await?;
+        if let Some(t) = &lookup.value {
+            tracing::Span::current().record("tenant", t.id.as_str());
+        }
+        Ok(lookup.value.map(|t| (*t).clone()))
+    }
+
     /// The tenant with this id, from the database (the fallback cascade and
     /// the write-back worker know only the id).
     pub async fn by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
@@ -90,6 +125,11 @@ impl TenantDirectory {
         let tenants = self.list().await?;
         let n = tenants.len();
         for t in tenants {
+            for line in &t.config.line_ids {
+                self.cache
+                    .set(&line_key(&line.trim().to_lowercase()), t.clone())
+                    .await;
+            }
             let key = t.phone_number.as_str().to_owned();
             self.cache.set(&key, t).await;
         }

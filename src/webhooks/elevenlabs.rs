@@ -25,6 +25,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::support::constant_time_eq;
+use crate::support::json;
 
 const PROVIDER: &str = "elevenlabs";
 
@@ -37,9 +38,8 @@ struct InitiationBody {
     call_sid: Option<String>,
 }
 
-fn parse_initiation(body: &[u8]) -> Result<InboundCall, ApiError> {
-    let b: InitiationBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid initiation payload: {e}")))?;
+pub(super) fn parse_initiation(body: &[u8]) -> Result<InboundCall, ApiError> {
+    let b: InitiationBody = json::parse(body, "initiation payload")?;
     let called_raw = b
         .called_number
         .ok_or_else(|| ApiError::BadRequest("missing `called_number`".into()))?;
@@ -167,9 +167,8 @@ fn agent_number(data: &Value) -> Option<PhoneNumber> {
 }
 
 /// A post-call delivery, checked against `now_s` (warmline's clock).
-fn parse_post_call(body: &[u8], now_s: i64) -> Result<(String, Delivery), ApiError> {
-    let b: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid post-call payload: {e}")))?;
+pub(super) fn parse_post_call(body: &[u8], now_s: i64) -> Result<(String, Delivery), ApiError> {
+    let b: Value = json::parse(body, "post-call payload")?;
     let kind = b
         .get("type")
         .and_then(Value::as_str)

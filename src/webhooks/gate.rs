@@ -66,6 +66,7 @@ impl Gate {
         demo_number: Option<PhoneNumber>,
         listens_on_loopback: bool,
     ) -> Self {
+        super::labels::register_zero();
         Gate {
             settings,
             demo_number,

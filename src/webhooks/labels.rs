@@ -53,6 +53,31 @@ const ELEVENLABS: &[&str] = &[
     "call_initiation_failure",
 ];
 
+/// Every series of the webhook counters with a known label set, at 0, so
+/// dashboards and alerts see 0 rather than no data before the first event.
+pub fn register_zero() {
+    for (provider, events, unparsed) in [
+        ("retell", RETELL, &["function", "event", "call_inbound"][..]),
+        ("vapi", VAPI, &["message"]),
+        (
+            "elevenlabs",
+            ELEVENLABS,
+            &["conversation_initiation", "post_call"],
+        ),
+    ] {
+        for event in events {
+            metrics::counter!("warmline_webhook_requests_total", "provider" => provider, "event" => *event, "outcome" => "ok")
+                .increment(0);
+        }
+        for event in unparsed {
+            for outcome in ["unauthorized", "bad_request", "too_large"] {
+                metrics::counter!("warmline_webhook_requests_total", "provider" => provider, "event" => *event, "outcome" => outcome)
+                    .increment(0);
+            }
+        }
+    }
+}
+
 /// The label for `event` from `provider`: the name itself when it is one
 /// warmline knows, else `other`.
 pub fn event_label(provider: &str, event: &str) -> &'static str {

@@ -12,6 +12,7 @@ mod body;
 pub mod elevenlabs;
 mod gate;
 mod labels;
+pub mod parsers;
 pub mod retell;
 mod settings;
 pub mod signature;

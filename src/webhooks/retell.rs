@@ -23,6 +23,7 @@ use crate::domain::{
     TranscriptLine,
 };
 use crate::error::ApiError;
+use crate::support::json;
 
 const PROVIDER: &str = "retell";
 /// Retell hands at most this much of a tool result to the LLM.
@@ -63,9 +64,8 @@ struct InboundBody {
     to_number: String,
 }
 
-fn parse_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
-    let envelope: InboundEnvelope = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid call_inbound payload: {e}")))?;
+pub(super) fn parse_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
+    let envelope: InboundEnvelope = json::parse(body, "call_inbound payload")?;
     if envelope.event != "call_inbound" {
         return Err(ApiError::BadRequest(format!(
             "`event` is `{}`; this endpoint takes `call_inbound`",
@@ -157,8 +157,7 @@ fn parse_function(
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         query.args()
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid function payload: {e}")))?
+        json::parse(body, "function payload")?
     };
     let obj = body
         .as_object()
@@ -204,6 +203,17 @@ fn parse_function(
         replay_key: None,
         tenant_scope: None,
     })
+}
+
+/// [`parse_function`] on a raw query string, as the route would see it.
+pub(super) fn parse_function_request(
+    path_name: Option<&str>,
+    query: &str,
+    body: &[u8],
+) -> Result<ToolCall, ApiError> {
+    let query = web::Query::<BTreeMap<String, String>>::from_query(query)
+        .map_err(|_| ApiError::BadRequest("the query string cannot be read".into()))?;
+    parse_function(path_name, &FunctionQuery(query.into_inner()), body)
 }
 
 /// A signed Retell request is identified by its signature and body: Retell
@@ -318,9 +328,8 @@ struct RetellUtterance {
     content: String,
 }
 
-fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
-    let envelope: EventEnvelope = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid event payload: {e}")))?;
+pub(super) fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
+    let envelope: EventEnvelope = json::parse(body, "event payload")?;
     let phase = match envelope.event.as_str() {
         "call_started" => CallPhase::Started,
         "call_ended" => CallPhase::Ended,
@@ -344,8 +353,7 @@ fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
 }
 
 fn call_event(event: &str, phase: CallPhase, call: Value) -> Result<CallEvent, ApiError> {
-    let c: RetellCall =
-        serde_json::from_value(call).map_err(|e| ApiError::BadRequest(format!("`call`: {e}")))?;
+    let c: RetellCall = json::from_value(call, "event payload").map_err(|p| p.within("call"))?;
     let id = CallId::parse(&c.call_id)
         .map_err(|e| ApiError::BadRequest(format!("`call.call_id`: {e}")))?;
     let mut e = CallEvent::new(Provider::Retell, id, phase, event);

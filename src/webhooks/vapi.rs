@@ -15,12 +15,13 @@ use crate::domain::{
     TranscriptLine,
 };
 use crate::error::ApiError;
+use crate::support::json;
 
 const PROVIDER: &str = "vapi";
 
 /// Who a message is about.
 #[derive(Clone)]
-struct Parties {
+pub(super) struct Parties {
     call_id: Option<CallId>,
     caller: Option<PhoneNumber>,
     called: Option<PhoneNumber>,
@@ -39,13 +40,54 @@ fn parties(m: &Value) -> Parties {
     }
 }
 
+/// What a call over SIP names instead of `phoneNumber.number`: the Vapi
+/// phone-number id and the SIP URI, tried in that order against the
+/// tenants' `line_ids`.
+fn lines(m: &Value) -> impl Iterator<Item = &str> {
+    [
+        &["phoneNumber", "id"][..],
+        &["call", "phoneNumberId"],
+        &["phoneNumber", "sipUri"],
+        &["call", "phoneNumber", "sipUri"],
+    ]
+    .into_iter()
+    .filter_map(|path| text(m, path))
+}
+
+/// A message that names no number but a line a tenant claims is read as a
+/// message to that tenant's number, before anything else looks at it.
+async fn resolve_line(calls: &Calls, m: &mut Value) -> Result<(), ApiError> {
+    if parties(m).called.is_some() {
+        return Ok(());
+    }
+    let mut number = None;
+    for line in lines(m) {
+        number = calls.line_number(line).await?;
+        if number.is_some() {
+            break;
+        }
+    }
+    if let (Some(n), Some(obj)) = (number, m.as_object_mut()) {
+        let phone = obj.entry("phoneNumber").or_insert_with(|| json!({}));
+        if !phone.is_object() {
+            *phone = json!({});
+        }
+        if let Some(phone) = phone.as_object_mut() {
+            phone.insert("number".into(), Value::String(n.as_str().to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// One entry of `toolCallList`, parsed: the tool call, or its id and why it
 /// could not be read.
 type ParsedToolCall = Result<ToolCall, (String, String)>;
 
 /// A server message, typed.
-enum Message {
+pub(super) enum Message {
     AssistantRequest(InboundCall),
+    /// An assistant request over SIP for a line no tenant names.
+    UnknownLine,
     ToolCalls {
         parties: Parties,
         list: Vec<ParsedToolCall>,
@@ -57,20 +99,29 @@ impl Message {
     fn called(&self) -> Option<PhoneNumber> {
         match self {
             Message::AssistantRequest(c) => Some(c.called.clone()),
+            Message::UnknownLine => None,
             Message::ToolCalls { parties, .. } => parties.called.clone(),
             Message::Delivery(d) => d.called(),
         }
     }
 }
 
-/// The message and its `type` (the metrics' event label).
-fn parse(body: &[u8]) -> Result<(String, Message), ApiError> {
-    let envelope: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid Vapi message: {e}")))?;
-    let m = envelope
-        .get("message")
-        .filter(|m| m.is_object())
-        .ok_or_else(|| ApiError::BadRequest("missing `message` object".into()))?;
+/// The message and its `type` (the metrics' event label), without
+/// resolving a SIP line.
+pub(super) fn parse(body: &[u8]) -> Result<(String, Message), ApiError> {
+    message(&envelope(body)?)
+}
+
+/// The `message` object of a body.
+fn envelope(body: &[u8]) -> Result<Value, ApiError> {
+    let mut envelope: Value = json::parse(body, "Vapi message")?;
+    match envelope.get_mut("message").map(Value::take) {
+        Some(m @ Value::Object(_)) => Ok(m),
+        _ => Err(ApiError::BadRequest("missing `message` object".into())),
+    }
+}
+
+fn message(m: &Value) -> Result<(String, Message), ApiError> {
     let kind = m
         .get("type")
         .and_then(Value::as_str)
@@ -86,6 +137,9 @@ fn parse(body: &[u8]) -> Result<(String, Message), ApiError> {
                 event: kind.clone(),
                 called: p.called,
             })
+        }
+        "assistant-request" if p.called.is_none() && lines(m).next().is_some() => {
+            Message::UnknownLine
         }
         "assistant-request" => Message::AssistantRequest(InboundCall {
             provider: Provider::Vapi,
@@ -155,7 +209,7 @@ fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
     let args = match raw {
         Value::String(s) if s.trim().is_empty() => json!({}),
         Value::String(s) => {
-            serde_json::from_str(&s).map_err(|e| fail(format!("arguments are not JSON: {e}")))?
+            json::parse(s.as_bytes(), "arguments").map_err(|e| fail(e.to_string()))?
         }
         other => other,
     };
@@ -303,12 +357,19 @@ async fn dispatch(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Handled, ApiError> {
+    let parsed = match envelope(body) {
+        Ok(mut m) => {
+            resolve_line(calls, &mut m).await?;
+            message(&m)
+        }
+        Err(e) => Err(e),
+    };
     let ((kind, message), verified) = gate
         .admit(
             calls,
             Provider::Vapi,
             req,
-            parse(body),
+            parsed,
             |(_, m)| m.called(),
             |secret| {
                 let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
@@ -320,6 +381,16 @@ async fn dispatch(
     match message {
         Message::AssistantRequest(call) => {
             Ok(Handled::ok(assistant_request(calls, call).await?, kind))
+        }
+        Message::UnknownLine => {
+            crate::domain::Fallback::UnknownCalledNumber.count();
+            tracing::warn!(
+                "Vapi asked for an assistant for a SIP line no tenant names in `line_ids`"
+            );
+            Ok(Handled::ok(
+                HttpResponse::Ok().json(json!({ "error": NOT_SET_UP })),
+                kind,
+            ))
         }
         Message::ToolCalls { mut list, .. } => {
             for tc in list.iter_mut().flatten() {

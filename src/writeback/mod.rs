@@ -47,6 +47,12 @@ impl WriteBackWorker {
     /// Runs the loop until the process ends; a panic restarts it (the items
     /// it had claimed come back when their lease runs out).
     pub fn start(self) {
+        for kind in ["crm_writeback", "memory_writeback"] {
+            for outcome in ["ok", "retry", "given_up"] {
+                metrics::counter!("warmline_writeback_total", "kind" => kind, "outcome" => outcome)
+                    .increment(0);
+            }
+        }
         supervise("writeback", move || self.clone().run_loop());
     }
 

@@ -62,12 +62,78 @@ impl Job {
         }
     }
 
+    /// Removes what a backend refuses to store although a provider may
+    /// legitimately send it: NUL characters (Postgres text and jsonb cannot
+    /// hold `\u0000`) become U+FFFD.
+    pub fn sanitize(&mut self) {
+        match self {
+            Job::CallEvent { event, .. } => {
+                let d = &mut event.details;
+                for s in [
+                    &mut d.direction,
+                    &mut d.disconnection_reason,
+                    &mut d.transcript,
+                    &mut d.summary,
+                    &mut d.sentiment,
+                    &mut d.trace_id,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    strip_nul(s);
+                }
+                if let Some(a) = &mut d.analysis {
+                    strip_nul_in(a);
+                }
+                strip_nul(&mut event.event);
+                for line in &mut event.messages {
+                    strip_nul(&mut line.role);
+                    strip_nul(&mut line.content);
+                }
+            }
+            Job::Appointment { appointment, .. } => {
+                if let Some(s) = &mut appointment.service {
+                    strip_nul(s);
+                }
+            }
+            Job::Fallback { kind, detail, .. } => {
+                strip_nul(kind);
+                if let Some(d) = detail {
+                    strip_nul(d);
+                }
+            }
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Job::CallEvent { .. } => "call_event",
             Job::Appointment { .. } => "appointment",
             Job::Fallback { .. } => "fallback",
         }
+    }
+}
+
+fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
+fn strip_nul_in(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => strip_nul(s),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul_in),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), v))
+                    .collect();
+            }
+            map.values_mut().for_each(strip_nul_in);
+        }
+        _ => {}
     }
 }
 

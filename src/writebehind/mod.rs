@@ -14,21 +14,24 @@
 //! replayed jobs and live ones may interleave safely.
 
 mod apply;
+mod journal;
 mod settings;
 mod spill;
 
 pub use apply::{Job, Outcome};
 pub use settings::WriteBehindSettings;
-pub use spill::Spill;
+pub use spill::{Parked, Spill};
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::mask_phones_in;
 use crate::store::{Store, StoreError};
-use crate::support::{now_ms, supervise};
+use crate::support::{error_chain, now_ms, supervise};
 
 /// Most jobs applied in one transaction.
 const MAX_BATCH: usize = 256;
@@ -36,6 +39,10 @@ const MAX_BATCH: usize = 256;
 const GATHER: Duration = Duration::from_millis(2);
 const QUEUE: usize = 10_000;
 const REPLAY_INTERVAL: Duration = Duration::from_secs(1);
+/// Waits before retrying work the database refused for now (busy, locked,
+/// a deadlock victim, shutting down): about 1.5 s in all, then the work is
+/// spilled and replayed later — never parked.
+const RETRY_BACKOFF_MS: [u64; 4] = [50, 150, 400, 900];
 
 /// Where an acknowledged job was made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,6 +83,8 @@ impl WriteBehind {
             "warmline_writebehind_spilled_total",
             "warmline_writebehind_replayed_total",
             "warmline_writebehind_rejected_total",
+            "warmline_writebehind_retries_total",
+            "warmline_writebehind_quarantined_total",
         ] {
             metrics::counter!(name).increment(0);
         }
@@ -103,7 +112,8 @@ impl WriteBehind {
 
     /// Makes `job` durable; returns once it is in the database or the spill
     /// journal — only then may the platform be told "received".
-    pub async fn submit(&self, job: Job) -> Result<(Durability, Outcome), WriteError> {
+    pub async fn submit(&self, mut job: Job) -> Result<(Durability, Outcome), WriteError> {
+        job.sanitize();
         let (ack, done) = oneshot::channel();
         self.tx
             .send(Pending {
@@ -123,6 +133,50 @@ impl WriteBehind {
     pub fn spilled(&self) -> usize {
         self.spill.pending()
     }
+
+    /// The spill journal (parked jobs, quarantined records).
+    pub fn spill(&self) -> &Spill {
+        &self.spill
+    }
+}
+
+/// A database error with its whole cause chain, numbers masked: "database
+/// error" alone tells an operator nothing.
+fn cause(e: &StoreError) -> String {
+    mask_phones_in(&error_chain(e))
+}
+
+/// Runs `attempt`, again after a pause while the database refuses for now.
+async fn with_retries<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pauses = RETRY_BACKOFF_MS.iter();
+    loop {
+        match attempt().await {
+            Err(e) if e.is_transient() => match pauses.next() {
+                Some(ms) => {
+                    tracing::warn!(error = %cause(&e), retry_in_ms = ms, "database busy; retrying");
+                    metrics::counter!("warmline_writebehind_retries_total").increment(1);
+                    tokio::time::sleep(Duration::from_millis(*ms)).await;
+                }
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+/// Applies `jobs` in one transaction.
+async fn commit_jobs(store: &Store, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(apply::apply(&mut tx, job).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
 }
 
 struct Batcher {
@@ -155,7 +209,8 @@ impl Batcher {
             span.follows_from(&p.span);
         }
         if !self.db_down.load(Ordering::Acquire) {
-            match self.commit(&batch).await {
+            let jobs: Vec<&Job> = batch.iter().map(|p| &p.job).collect();
+            match with_retries(|| commit_jobs(&self.store, &jobs)).await {
                 Ok(outcomes) => {
                     for (p, outcome) in batch.into_iter().zip(outcomes) {
                         metrics::histogram!("warmline_writebehind_lag_seconds")
@@ -164,13 +219,13 @@ impl Batcher {
                     }
                     return;
                 }
-                Err(e) if e.is_unavailable() => {
-                    tracing::error!(error = %e, "database unreachable: spilling acknowledged work to the local journal");
+                Err(e) if e.is_retryable() => {
+                    tracing::error!(error = %cause(&e), "database unreachable or refusing for now: spilling acknowledged work to the local journal");
                     self.db_down.store(true, Ordering::Release);
                 }
                 Err(e) => {
                     // One bad job must not sink the others: apply one by one.
-                    tracing::warn!(error = %e, "batch rejected; applying its jobs one by one");
+                    tracing::warn!(error = %cause(&e), "batch rejected; applying its jobs one by one");
                     return self.one_by_one(batch).await;
                 }
             }
@@ -178,38 +233,25 @@ impl Batcher {
         self.spill_batch(batch).await;
     }
 
-    async fn commit(&self, batch: &[Pending]) -> Result<Vec<Outcome>, StoreError> {
-        let mut tx = self.store.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for p in batch {
-            outcomes.push(apply::apply(&mut tx, &p.job).await?);
-        }
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
     async fn one_by_one(&self, batch: Vec<Pending>) {
         for p in batch {
-            let result = async {
-                let mut tx = self.store.begin().await?;
-                let outcome = apply::apply(&mut tx, &p.job).await?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(outcome)
-            }
-            .await;
+            let one = [&p.job];
+            let result = with_retries(|| commit_jobs(&self.store, &one)).await;
             match result {
-                Ok(outcome) => {
+                Ok(outcomes) => {
+                    let outcome = outcomes.into_iter().next().unwrap_or(Outcome::Applied);
                     let _ = p.ack.send(Ok((Durability::Database, outcome)));
                 }
-                Err(e) if e.is_unavailable() => {
+                Err(e) if e.is_retryable() => {
                     self.db_down.store(true, Ordering::Release);
                     self.spill_batch(vec![p]).await;
                 }
                 Err(e) => {
                     // Acknowledged work the database refuses is kept, not dropped.
-                    tracing::error!(error = %e, key = %p.job.key(), "job rejected by the database; kept in the rejected journal");
+                    let reason = cause(&e);
+                    tracing::error!(error = %reason, key = %p.job.key(), "job refused by the database; parked in the rejected journal");
                     metrics::counter!("warmline_writebehind_rejected_total").increment(1);
-                    let kept = self.spill.reject(&p.job).await;
+                    let kept = self.spill.reject(&p.job, &reason).await;
                     let _ = p.ack.send(match kept {
                         Ok(()) => Ok((Durability::SpillJournal, Outcome::Rejected)),
                         Err(e) => Err(WriteError::Unwritable(e.to_string())),
@@ -256,23 +298,25 @@ async fn prune_loop(store: Store, retention: Duration) {
 }
 
 /// Replays spilled journals, oldest first, whenever the database answers.
+/// "Database down" ends with the first ping that succeeds: jobs apply in
+/// any order, so new work need not queue behind the journal.
 async fn replay_loop(store: Store, spill: Arc<Spill>, db_down: Arc<AtomicBool>) {
     loop {
         if spill.pending() > 0 || db_down.load(Ordering::Acquire) {
             match store.ping(Duration::from_secs(1)).await {
-                Ok(()) => match replay(&store, &spill).await {
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::info!(jobs = n, "database back: spill journal replayed");
-                        }
-                        // Cleared after the replay, so live jobs queue behind
-                        // it in the journal rather than jump ahead of it.
-                        if spill.pending() == 0 {
-                            db_down.store(false, Ordering::Release);
-                        }
+                Ok(()) => {
+                    if db_down.swap(false, Ordering::AcqRel) {
+                        tracing::info!("database answers again: new work goes to it");
                     }
-                    Err(e) => tracing::warn!(error = %e, "spill replay interrupted; will retry"),
-                },
+                    match replay(&store, &spill).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(jobs = n, "spill journal replayed"),
+                        Err(e) => tracing::warn!(
+                            error = %mask_phones_in(&format!("{e:#}")),
+                            "spill replay interrupted; will retry"
+                        ),
+                    }
+                }
                 Err(_) => db_down.store(true, Ordering::Release),
             }
             metrics::gauge!("warmline_writebehind_spill_depth").set(spill.pending() as f64);
@@ -281,20 +325,67 @@ async fn replay_loop(store: Store, spill: Arc<Spill>, db_down: Arc<AtomicBool>) 
     }
 }
 
+/// Replays every journal file in order: batches of jobs, one job per
+/// transaction when a batch is refused, parking a job the database refuses
+/// for good. Stops (to retry later, the file kept) when the database is
+/// unreachable or refuses for now.
 async fn replay(store: &Store, spill: &Spill) -> anyhow::Result<usize> {
     let mut total = 0;
     while let Some(file) = spill.next_for_replay().await? {
-        let jobs = spill.read(&file).await?;
+        let mut jobs = spill.read(&file).await?;
+        jobs.iter_mut().for_each(Job::sanitize);
         for chunk in jobs.chunks(MAX_BATCH) {
-            let mut tx = store.begin().await?;
-            for job in chunk {
-                apply::apply(&mut tx, job).await?;
+            let refs: Vec<&Job> = chunk.iter().collect();
+            match with_retries(|| commit_jobs(store, &refs)).await {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %cause(&e), "replayed batch refused; applying its jobs one per transaction");
+                    for job in chunk {
+                        let one = [job];
+                        match with_retries(|| commit_jobs(store, &one)).await {
+                            Ok(_) => {}
+                            Err(e) if e.is_retryable() => return Err(e.into()),
+                            Err(e) => {
+                                let reason = cause(&e);
+                                tracing::error!(error = %reason, key = %job.key(), "replayed job refused by the database; parked in the rejected journal");
+                                metrics::counter!("warmline_writebehind_rejected_total")
+                                    .increment(1);
+                                spill.reject(job, &reason).await?;
+                            }
+                        }
+                    }
+                }
             }
-            tx.commit().await?;
             total += chunk.len();
             metrics::counter!("warmline_writebehind_replayed_total").increment(chunk.len() as u64);
         }
-        spill.done(&file).await?;
+        spill.done(&file, jobs.len()).await?;
     }
     Ok(total)
+}
+
+/// Applies every parked job again (each is idempotent: one already applied
+/// is a no-op); those the database still refuses stay parked with their new
+/// reason. Returns how many were applied and what is still parked.
+pub async fn replay_rejected(store: &Store, spill: &Spill) -> anyhow::Result<(usize, Vec<Parked>)> {
+    spill
+        .rework_parked(|parked| async move {
+            let mut keep = Vec::new();
+            for mut p in parked {
+                p.job.sanitize();
+                let one = [&p.job];
+                let refused = with_retries(|| commit_jobs(store, &one)).await.err();
+                match refused {
+                    None => {}
+                    Some(e) => {
+                        p.reason = cause(&e);
+                        p.at_ms = now_ms();
+                        keep.push(p);
+                    }
+                }
+            }
+            keep
+        })
+        .await
 }

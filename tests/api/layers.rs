@@ -43,7 +43,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "upstreams",
         ],
     ),
-    ("error", &["cache", "domain", "store", "writebehind"]),
+    (
+        "error",
+        &["cache", "domain", "store", "support", "writebehind"],
+    ),
     (
         "webhooks",
         &[
@@ -119,6 +122,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "store",
             "telemetry",
             "tenants",
+            "writebehind",
         ],
     ),
 ];

@@ -1,12 +1,16 @@
 //! Messages the platforms really send, answered right: Retell custom
-//! functions on every method Retell allows, and payloads with the nulls and
-//! missing fields real deliveries carry.
+//! functions on every method Retell allows, payloads with the nulls and
+//! missing fields real deliveries carry, Vapi calls over SIP, and 400s that
+//! name the field without echoing the caller's data.
 
 use serde_json::json;
+use warmline::domain::{PhoneNumber, TenantId};
 use warmline::webhooks::signature::sign_retell;
 
 use crate::helpers::TestDb;
-use crate::helpers::voice::{RETELL_KEY, app, now_ms, retell, retell_call, vapi};
+use crate::helpers::voice::{
+    ELEVEN_SECRET, RETELL_KEY, app, now_ms, post, retell, retell_call, vapi,
+};
 
 #[tokio::test]
 async fn retell_functions_answer_on_every_method_retell_allows() {
@@ -206,4 +210,131 @@ async fn every_vapi_credential_option_is_accepted_when_configured() {
     )
     .await;
     assert_eq!(ok.0, 200, "{}", ok.1);
+}
+
+#[tokio::test]
+async fn a_bad_field_is_named_in_the_400_and_its_value_never_echoed() {
+    let (app, _sim) = app(TestDb::sqlite()).await;
+    let mut call = retell_call("call_bad_field", "+15550100001");
+    call["start_timestamp"] = json!("+1 (415) 555-0123");
+    let cases = [
+        (
+            "/retell/events",
+            json!({ "event": "call_ended", "call": call }),
+            "`call.start_timestamp`",
+        ),
+        (
+            "/retell/inbound",
+            json!({ "event": "call_inbound", "call_inbound": { "from_number": "+15550100001", "to_number": 14155550123_i64 } }),
+            "`call_inbound.to_number`",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, answer) = retell(&app, path, &body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{path}: {message}");
+        assert!(
+            !message.contains("555-0123") && !message.contains("4155550123"),
+            "the value is echoed: {message}"
+        );
+    }
+    let (status, answer) = post(
+        &app,
+        "/elevenlabs/initiation",
+        &json!({ "called_number": "+15550100000", "caller_id": 14155550123_i64 }).to_string(),
+        &[("x-warmline-secret", ELEVEN_SECRET.to_owned())],
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`caller_id`"), "{message}");
+    assert!(!message.contains("4155550123"), "{message}");
+    let (status, answer) = post(&app, "/retell/+14155550123", "{}", &[]).await;
+    assert_eq!(status, 404);
+    assert!(
+        !answer.to_string().contains("4155550123"),
+        "the 404 names the path masked: {answer}"
+    );
+}
+
+/// The demo tenant, reachable over SIP by a Vapi phone-number id and a SIP URI.
+async fn demo_with_sip_lines(app: &crate::helpers::TestApp, sim_url: &str) {
+    let mut config = warmline::simulator::demo_tenant_config(sim_url);
+    config["line_ids"] = json!(["pn_sip_7f3a", "sip:Front-Desk@demo-dental.sip.vapi.ai"]);
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: TenantId::parse("demo-dental").unwrap(),
+            phone_number: PhoneNumber::parse("+15550100000").unwrap(),
+            name: "Demo Dental".into(),
+            time_zone: "America/New_York".into(),
+            config: config.to_string(),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    app.cache.warm_up().await;
+}
+
+#[tokio::test]
+async fn vapi_sip_calls_are_resolved_by_the_line_the_tenant_names() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    demo_with_sip_lines(&app, &sim.url).await;
+    let customer = json!({ "number": "+15550100001" });
+    // By the phone-number id, and by the SIP URI (any case), with no number.
+    for phone in [
+        json!({ "id": "pn_sip_7f3a", "provider": "vapi" }),
+        json!({ "sipUri": "sip:front-desk@demo-dental.sip.vapi.ai", "provider": "vapi" }),
+    ] {
+        let (status, answer) = vapi(
+            &app,
+            json!({ "type": "assistant-request", "call": { "id": "vapi-sip-1" }, "phoneNumber": phone, "customer": customer }),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["assistantOverrides"]["variableValues"]["customer_name"], "Ana Souza",
+            "{answer}"
+        );
+        assert!(answer["assistant"].is_object(), "{answer}");
+    }
+    // A tool call names the line only as the call's `phoneNumberId`.
+    let (status, answer) = vapi(
+        &app,
+        json!({
+            "type": "tool-calls",
+            "call": { "id": "vapi-sip-2", "phoneNumberId": "pn_sip_7f3a", "customer": customer },
+            "toolCallList": [{ "id": "t1", "name": "get_customer_context", "arguments": {} }]
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let result = answer["results"][0]["result"].as_str().unwrap_or_default();
+    assert!(result.contains("Ana Souza"), "{answer}");
+
+    // A line no tenant names: Vapi's `error`, spoken, and counted.
+    let before = fallbacks(&app, "unknown_called_number").await;
+    let (status, answer) = vapi(
+        &app,
+        json!({ "type": "assistant-request", "call": { "id": "vapi-sip-3" }, "phoneNumber": { "id": "pn_nobody" } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not set up")),
+        "{answer}"
+    );
+    assert_eq!(fallbacks(&app, "unknown_called_number").await, before + 1.0);
+}
+
+/// The fallback counter of `kind`, from `/metrics`.
+async fn fallbacks(app: &crate::helpers::TestApp, kind: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("warmline_fallback_activations_total{"))
+        .filter(|l| l.contains(&format!("kind=\"{kind}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -349,3 +349,50 @@ async fn with_warmline_log_format_json_every_log_line_is_json_and_numbers_are_ma
         "the masked called number is logged:\n{out}"
     );
 }
+
+#[tokio::test]
+async fn a_fresh_process_exports_every_known_series_at_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    crate::helpers::wait_until_serving(&base).await;
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    stop_with_sigterm(&mut child).await;
+    let mut expected: Vec<String> = [
+        r#"warmline_tool_calls_total{tool="book_appointment",outcome="error"} 0"#,
+        r#"warmline_tool_calls_total{tool="unknown",outcome="error"} 0"#,
+        r#"warmline_writeback_total{kind="memory_writeback",outcome="given_up"} 0"#,
+        r#"warmline_background_restarts_total{loop="writebehind_replay"} 0"#,
+        r#"warmline_webhook_requests_total{provider="retell",event="call_inbound",outcome="ok"} 0"#,
+        r#"warmline_webhook_requests_total{provider="vapi",event="message",outcome="unauthorized"} 0"#,
+        r#"warmline_writebehind_rejected_total 0"#,
+        r#"warmline_writebehind_retries_total 0"#,
+        r#"warmline_writebehind_quarantined_total 0"#,
+        r#"warmline_writebehind_parked 0"#,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for kind in warmline::domain::Fallback::ALL {
+        expected.push(format!(
+            r#"warmline_fallback_activations_total{{kind="{}"}} 0"#,
+            kind.as_str()
+        ));
+    }
+    for series in expected {
+        assert!(
+            text.lines().any(|l| l == series),
+            "`{series}` is not exported at 0 on a fresh start:\n{text}"
+        );
+    }
+}

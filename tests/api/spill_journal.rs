@@ -63,12 +63,12 @@ async fn the_spill_directory_and_every_journal_file_are_private_to_the_service_u
     spill.append(&[job(4)]).await.unwrap();
     assert_eq!(mode(&journal), "600", "journal created during a replay");
 
-    spill.done(&replay).await.unwrap();
+    spill.done(&replay, 3).await.unwrap();
     assert!(!replay.exists(), "a replayed file is removed");
     assert_eq!(spill.pending(), 1);
 
     // Jobs the database refused are kept for an operator, privately.
-    spill.reject(&job(5)).await.unwrap();
+    spill.reject(&job(5), "refused").await.unwrap();
     assert_eq!(
         mode(&dir.join("rejected.ndjson")),
         "600",
