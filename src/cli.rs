@@ -53,6 +53,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantsCommand,
     },
+    /// Print an argon2 hash of a password (read from standard input) for
+    /// `WARMLINE_ADMIN_PASSWORD_HASH`.
+    HashPassword,
     /// Acknowledged events the database refused for good (parked in the
     /// spill directory's `rejected.ndjson`).
     Events {
@@ -92,6 +95,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         } => simulate(addr, field_latencies, knobs, ghl_burst_limit).await,
         Command::Tenants { command } => tenants(settings, command).await,
         Command::Events { command } => events(settings, command).await,
+        Command::HashPassword => hash_password(),
     }
 }
 
@@ -166,6 +170,23 @@ async fn tenants(settings: Settings, command: TenantsCommand) -> anyhow::Result<
     result
 }
 
+fn hash_password() -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal};
+    if std::io::stdin().is_terminal() {
+        eprintln!("Password (input is shown; pipe it in to keep it off the screen):");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(
+        password.chars().count() >= 12,
+        "the password must be at least 12 characters"
+    );
+    let hash = crate::admin::password::PasswordHash::make(password).map_err(anyhow::Error::msg)?;
+    println!("{}", hash.as_phc());
+    Ok(())
+}
+
 async fn events(settings: Settings, command: EventsCommand) -> anyhow::Result<()> {
     let spill = crate::writebehind::Spill::open(settings.writebehind.spill_dir.clone())?;
     match command {
@@ -211,6 +232,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     println!("  liveness   {base}/health");
     println!("  readiness  {base}/ready");
     println!("  metrics    {base}/metrics");
+    println!("  admin      {base}/admin");
+    if let Some(password) = app.one_time_password() {
+        println!(
+            "\nAdmin password for this run (demo, loopback only): {password}\nSet WARMLINE_ADMIN_PASSWORD_HASH (see `warmline hash-password`) for a lasting one."
+        );
+    }
     if let Some(sim) = app.demo() {
         println!(
             "\nDemo tenant \"Demo Dental\" answers calls to {} (upstream simulator at {}).",

@@ -100,6 +100,16 @@ impl fmt::Display for Settings {
         )?;
         writeln!(
             f,
+            "  WARMLINE_ADMIN_PASSWORD_HASH {}",
+            match (&self.admin.password, &self.admin.viewer_password) {
+                (Some(_), Some(_)) => "(set, with a viewer login)",
+                (Some(_), None) => "(set)",
+                (None, Some(_)) => "(viewer login only)",
+                (None, None) => "(unset: admin pages closed, or a one-time password with the demo)",
+            }
+        )?;
+        writeln!(
+            f,
             "  WARMLINE_DEMO          {}",
             if self.demo { "on" } else { "off" }
         )?;

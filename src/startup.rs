@@ -39,6 +39,8 @@ pub struct Application {
     demo: Option<Simulator>,
     shutting_down: Arc<AtomicBool>,
     drain: Duration,
+    /// The admin's password for this run, when the demo made one.
+    one_time_password: Option<String>,
 }
 
 /// Stops a running [`Application`] gracefully, as SIGTERM does.
@@ -133,6 +135,22 @@ impl Application {
             .with_context(|| format!("cannot listen on WARMLINE_ADDR={addr}"))?;
         let port = listener.local_addr()?.port();
         let shutting_down = Arc::new(AtomicBool::new(false));
+        let mut admin = settings.admin.clone();
+        let mut one_time_password = None;
+        if !admin.login_configured() && demo.is_some() && addr.ip().is_loopback() {
+            // The demo on this machine: a password for this run only,
+            // printed at start (never logged), instead of an open admin.
+            let password = crate::admin::password::random_password();
+            admin.one_time_password = Some(password.clone().into());
+            one_time_password = Some(password);
+        }
+        let console = crate::admin::Console {
+            store: store.clone(),
+            cache: cache.clone(),
+            upstreams: upstreams.clone(),
+            writebehind: writebehind.clone(),
+            limiter: Arc::new(crate::admin::LoginLimiter::default()),
+        };
         let routes = Routes {
             calls: calls.clone(),
             gate: Gate::new(
@@ -142,7 +160,8 @@ impl Application {
             ),
             cache: cache.clone(),
             store: store.clone(),
-            admin: settings.admin.clone(),
+            admin,
+            console,
             probes: Probes {
                 store: store.clone(),
                 redis: redis.clone(),
@@ -153,7 +172,7 @@ impl Application {
                 store: store.clone(),
                 redis,
                 cache: cache.clone(),
-                upstreams,
+                upstreams: upstreams.clone(),
                 writebehind: writebehind.clone(),
             },
         };
@@ -168,6 +187,7 @@ impl Application {
             demo,
             shutting_down,
             drain: settings.http.shutdown_drain,
+            one_time_password,
         })
     }
 
@@ -194,6 +214,12 @@ impl Application {
     /// This replica's write-behind (tests look at its spill journal).
     pub fn writebehind(&self) -> &WriteBehind {
         &self.writebehind
+    }
+
+    /// The admin password made for this run (demo on loopback, none
+    /// configured), to be shown to the person who started warmline.
+    pub fn one_time_password(&self) -> Option<&str> {
+        self.one_time_password.as_deref()
     }
 
     /// The demo's upstream simulator, when the demo runs.

@@ -1,10 +1,18 @@
-//! Operators' surfaces: the token-protected JSON API (and, later, the
-//! server-rendered admin pages). The admin may read the store and steer the
-//! cache; it never touches the webhooks' path.
+//! Operators' surfaces: the server-rendered admin pages under `/admin`
+//! (login, summary bar, parked events, …) and the token-protected JSON API
+//! under `/admin/api`. The admin reads the store and the replica's numbers
+//! and steers the cache and the parked events; it never touches the
+//! webhooks' path.
 
 pub mod api;
 mod auth;
+mod console;
+pub mod pages;
+pub mod password;
+mod session;
 mod settings;
 
 pub use auth::AdminToken;
+pub use console::Console;
+pub use session::LoginLimiter;
 pub use settings::AdminSettings;

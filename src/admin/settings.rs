@@ -1,13 +1,36 @@
-//! Who may use the admin: `WARMLINE_ADMIN_TOKEN` for the JSON API.
+//! Who may use the admin: `WARMLINE_ADMIN_TOKEN` for the JSON API, argon2
+//! password hashes for the pages, and how long a page session lasts.
+
+use std::time::Duration;
 
 use secrecy::SecretString;
 
+use super::password::PasswordHash;
 use crate::support::{Env, SettingsError};
 
 #[derive(Clone, Default)]
 pub struct AdminSettings {
     /// Bearer token of the admin JSON API; unset: the API is disabled.
     pub token: Option<SecretString>,
+    /// `WARMLINE_ADMIN_PASSWORD_HASH`: the operators' password (an argon2
+    /// PHC string from `warmline hash-password`).
+    pub password: Option<PasswordHash>,
+    /// `WARMLINE_ADMIN_VIEWER_PASSWORD_HASH`: a read-only login beside it.
+    pub viewer_password: Option<PasswordHash>,
+    /// Set at start when neither is configured but the demo runs on a
+    /// loopback listener: a password printed once, valid while this process
+    /// runs.
+    pub one_time_password: Option<SecretString>,
+    /// `WARMLINE_ADMIN_COOKIE_SECURE`: mark the session cookie `Secure` even
+    /// when the request did not arrive over HTTPS (behind a TLS proxy).
+    pub cookie_secure: bool,
+    /// `WARMLINE_ADMIN_SESSION_IDLE_MS` (30 min) and
+    /// `WARMLINE_ADMIN_SESSION_MAX_MS` (12 h).
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    /// `WARMLINE_TRACE_URL`: a trace's page, `{trace_id}` replaced (e.g.
+    /// `http://localhost:16686/trace/{trace_id}` for Jaeger).
+    pub trace_url: Option<String>,
 }
 
 impl AdminSettings {
@@ -23,6 +46,40 @@ impl AdminSettings {
         let token = token.map_err(|_| {
             SettingsError::new("WARMLINE_ADMIN_TOKEN", "must be at least 16 characters")
         })?;
-        Ok(AdminSettings { token })
+        let hash = |name: &str| {
+            env.parse_with(name, PasswordHash::parse)
+                .map_err(|_| {
+                    SettingsError::new(
+                        name,
+                        "must be an argon2 PHC string ($argon2id$…); make one with `warmline hash-password`",
+                    )
+                })
+        };
+        let trace_url = env.get("WARMLINE_TRACE_URL");
+        if let Some(url) = &trace_url
+            && !url.contains("{trace_id}")
+        {
+            return Err(SettingsError::new(
+                "WARMLINE_TRACE_URL",
+                "must contain `{trace_id}`, e.g. http://localhost:16686/trace/{trace_id}",
+            ));
+        }
+        Ok(AdminSettings {
+            token,
+            password: hash("WARMLINE_ADMIN_PASSWORD_HASH")?,
+            viewer_password: hash("WARMLINE_ADMIN_VIEWER_PASSWORD_HASH")?,
+            one_time_password: None,
+            cookie_secure: env.switch_or("WARMLINE_ADMIN_COOKIE_SECURE", false)?,
+            session_idle: env.millis_or("WARMLINE_ADMIN_SESSION_IDLE_MS", 30 * 60 * 1000)?,
+            session_max: env.millis_or("WARMLINE_ADMIN_SESSION_MAX_MS", 12 * 3600 * 1000)?,
+            trace_url,
+        })
+    }
+
+    /// Whether anyone can log in to the pages.
+    pub fn login_configured(&self) -> bool {
+        self.password.is_some()
+            || self.viewer_password.is_some()
+            || self.one_time_password.is_some()
     }
 }

@@ -22,7 +22,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::admin::AdminSettings;
+use crate::admin::{AdminSettings, Console};
 use crate::cache::Cache;
 use crate::calls::Calls;
 use crate::error::{json_error_handler, not_found, query_error_handler};
@@ -67,6 +67,7 @@ pub struct Routes {
     pub cache: Cache,
     pub store: Store,
     pub admin: AdminSettings,
+    pub console: Console,
     pub probes: Probes,
     pub scrape: Scrape,
 }
@@ -85,11 +86,12 @@ pub fn serve(
         web::Data::new(routes.cache),
         web::Data::new(routes.store),
         web::Data::new(routes.admin),
+        web::Data::new(routes.console),
         web::Data::new(routes.probes),
         web::Data::new(routes.scrape),
     );
     let server = HttpServer::new(move || {
-        let (calls, gate, cache, store, admin, probes, scrape) = data.clone();
+        let (calls, gate, cache, store, admin, console, probes, scrape) = data.clone();
         App::new()
             .wrap(actix_web::middleware::from_fn(trace_id_header))
             .wrap(TracingLogger::<RootSpan>::new())
@@ -98,6 +100,8 @@ pub fn serve(
             .app_data(cache)
             .app_data(store)
             .app_data(admin)
+            .app_data(console)
+            .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(probes)
             .app_data(scrape)
             .app_data(
@@ -109,6 +113,7 @@ pub fn serve(
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
             .configure(health::configure)
             .configure(crate::admin::api::configure)
+            .configure(crate::admin::pages::configure)
             .configure(crate::webhooks::configure)
             .configure(metrics::configure)
             .configure(assets::configure)

@@ -11,6 +11,7 @@
 //! The pool connects lazily: warmline starts and answers from cache even when
 //! the database is down, and [`Store::ping`] tells `/ready` the truth.
 
+mod admin_sessions;
 mod appointments;
 mod audit;
 mod calls;
@@ -22,6 +23,7 @@ mod settings;
 mod tenants;
 mod writeback_queue;
 
+pub use admin_sessions::AdminSession;
 pub use appointments::{AppointmentRecord, NewAppointment};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use calls::{CallFallback, CallFilter, CallRecord, CallStatus, CallUpdate, CallUpsert};

@@ -105,7 +105,7 @@ impl Job {
         }
     }
 
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Job::CallEvent { .. } => "call_event",
             Job::Appointment { .. } => "appointment",

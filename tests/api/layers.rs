@@ -60,7 +60,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "admin",
-        &["cache", "domain", "error", "store", "support", "tenants"],
+        &[
+            "cache",
+            "domain",
+            "error",
+            "store",
+            "support",
+            "tenants",
+            "upstreams",
+            "writebehind",
+        ],
     ),
     (
         "http",
@@ -97,6 +106,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "startup",
         &[
+            "admin",
             "cache",
             "calls",
             "demo",
@@ -115,6 +125,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
+            "admin",
             "demo",
             "settings",
             "simulator",

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin_api;
+mod admin_pages;
 mod cache;
 mod cache_redis;
 mod durable_answers;

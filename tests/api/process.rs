@@ -396,3 +396,87 @@ async fn a_fresh_process_exports_every_known_series_at_zero() {
         );
     }
 }
+
+#[test]
+fn warmline_hash_password_prints_an_argon2_hash_of_what_it_reads() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |input: &str| {
+        let mut child = warmline(dir.path())
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("a long admin password\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let phc = String::from_utf8(out.stdout).unwrap();
+    let hash = warmline::admin::password::PasswordHash::parse(phc.trim()).unwrap();
+    assert!(phc.starts_with("$argon2id$"), "{phc}");
+    assert!(hash.verify("a long admin password"));
+    assert!(!hash.verify("a long admin password\n"));
+    let short = run("short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+}
+
+#[tokio::test]
+async fn with_the_demo_on_loopback_a_one_time_admin_password_is_printed_and_works() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = warmline(dir.path())
+        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .env_remove("WARMLINE_ADMIN_PASSWORD_HASH")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Reads on to the end, so warmline never writes to a closed pipe.
+    let (found, password) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let prefix = "Admin password for this run (demo, loopback only): ";
+            if let (Some(p), Some(tx)) = (line.strip_prefix(prefix), found.take()) {
+                let _ = tx.send(p.to_owned());
+            }
+        }
+    });
+    let password = password.await.expect("the password is printed at start");
+    assert_eq!(password.len(), 20);
+    let base = format!("http://127.0.0.1:{port}");
+    crate::helpers::wait_until_serving(&base).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body = format!("password={password}&next=%2Fadmin");
+    let resp = client
+        .post(format!("{base}/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(resp.headers().contains_key("set-cookie"));
+    stop_with_sigterm(&mut child).await;
+}

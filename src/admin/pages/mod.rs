@@ -1,0 +1,62 @@
+//! The operators' pages under `/admin`, server-rendered with askama and
+//! made live with htmx: every page carries the summary bar, which refreshes
+//! itself (`/admin/summary`) at the interval the operator picks, paused
+//! while the tab is hidden. Every page needs a logged-in [`Operator`];
+//! every form that changes something carries the session's CSRF token.
+
+mod events;
+mod login;
+mod overview;
+
+use actix_web::{get, web};
+use askama::Template;
+use askama_web::WebTemplate;
+
+use super::console::{Console, Summary};
+use super::session::{Operator, PageError};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    login::configure(cfg);
+    cfg.service(summary);
+    overview::configure(cfg);
+    events::configure(cfg);
+}
+
+/// What every page's layout needs: who is logged in, the CSRF token for
+/// its forms, which page is current, and the summary bar.
+pub struct Chrome {
+    pub role: &'static str,
+    pub csrf: String,
+    pub current: &'static str,
+    pub summary: Summary,
+    pub version: &'static str,
+}
+
+impl Chrome {
+    pub async fn new(console: &Console, op: &Operator, current: &'static str) -> Self {
+        Chrome {
+            role: op.role.as_str(),
+            csrf: op.csrf.clone(),
+            current,
+            summary: console.summary().await,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// The navigation: path, label.
+pub const NAV: &[(&str, &str)] = &[("/admin", "Overview"), ("/admin/events", "Parked events")];
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/summary.html")]
+struct SummaryBar {
+    summary: Summary,
+}
+
+/// The summary bar alone, for htmx's refresh.
+#[get("/admin/summary")]
+async fn summary(console: web::Data<Console>, _op: Operator) -> Result<SummaryBar, PageError> {
+    Ok(SummaryBar {
+        summary: console.summary().await,
+    })
+}

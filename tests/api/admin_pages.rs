@@ -1,0 +1,282 @@
+//! The admin pages' doors: every page wants a login, a password checked by
+//! argon2 opens an HttpOnly, SameSite=Strict session, every form that
+//! changes something needs the session's CSRF token, the viewer login can
+//! only look, failed logins are rate limited, and a parked event is applied
+//! again from its page.
+
+use std::time::Duration;
+
+use warmline::admin::password::PasswordHash;
+use warmline::domain::{CallEvent, CallId, CallPhase, Provider};
+use warmline::writebehind::Job;
+
+use crate::helpers::{TestApp, TestDb, spawn_app_with};
+
+const PASSWORD: &str = "correct horse battery staple";
+const VIEWER: &str = "viewer horse battery staple";
+
+async fn admin_app(extra: &[(&str, &str)]) -> TestApp {
+    let admin = PasswordHash::make(PASSWORD).unwrap();
+    let viewer = PasswordHash::make(VIEWER).unwrap();
+    let mut vars = vec![
+        ("WARMLINE_ADMIN_PASSWORD_HASH", admin.as_phc()),
+        ("WARMLINE_ADMIN_VIEWER_PASSWORD_HASH", viewer.as_phc()),
+    ];
+    vars.extend_from_slice(extra);
+    spawn_app_with(TestDb::sqlite(), &vars).await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// An urlencoded form body.
+fn form(fields: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+/// Logs in; returns the response (status, `Set-Cookie`, `Location`).
+async fn login(app: &TestApp, password: &str, next: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/admin/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("password", password), ("next", next)]))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A logged-in session's cookie header value.
+async fn session(app: &TestApp, password: &str) -> String {
+    let resp = login(app, password, "/admin").await;
+    assert_eq!(resp.status(), 303);
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(format!("{}{path}", app.address));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
+/// The CSRF token the page's forms carry.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn post(app: &TestApp, path: &str, cookie: &str, csrf: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", csrf)]))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_page_redirects_to_the_login_and_comes_back_after_it() {
+    let app = admin_app(&[]).await;
+    for path in ["/admin", "/admin/events", "/admin/summary"] {
+        let resp = get(&app, path, None).await;
+        assert_eq!(resp.status(), 303, "{path}");
+        let to = resp.headers()["location"].to_str().unwrap();
+        assert!(to.starts_with("/admin/login?next="), "{path} → {to}");
+    }
+    let resp = get(&app, "/admin", Some("warmline_session=forged")).await;
+    assert_eq!(resp.status(), 303, "a made-up session is no session");
+
+    let wrong = login(&app, "not it", "/admin/events").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().await.unwrap().contains("not right"));
+
+    let ok = login(&app, PASSWORD, "/admin/events").await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/admin/events");
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
+    // A login cannot be made to send the browser elsewhere.
+    let away = login(&app, PASSWORD, "https://evil.example/").await;
+    assert_eq!(away.headers()["location"], "/admin");
+
+    let cookie = cookie.split(';').next().unwrap();
+    let page = get(&app, "/admin", Some(cookie)).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("calls today") && html.contains("parked"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="dot ok"></span>database"#),
+        "{html}"
+    );
+    let bar = get(&app, "/admin/summary", Some(cookie)).await;
+    assert_eq!(bar.status(), 200);
+    assert!(bar.text().await.unwrap().contains(r#"id="summary""#));
+
+    // Logging out ends the session for good.
+    let csrf = csrf_of(&html);
+    let out = post(&app, "/admin/logout", cookie, &csrf).await;
+    assert_eq!(out.status(), 303);
+    assert_eq!(get(&app, "/admin", Some(cookie)).await.status(), 303);
+}
+
+fn parked_job() -> Job {
+    Job::CallEvent {
+        event: Box::new(CallEvent::new(
+            Provider::Retell,
+            CallId::parse("call_parked_page").unwrap(),
+            CallPhase::Started,
+            "call_started",
+        )),
+        tenant_id: None,
+        time_zone: None,
+    }
+}
+
+#[tokio::test]
+async fn forms_need_the_csrf_token_and_an_admin_and_a_parked_event_is_applied_again() {
+    let app = admin_app(&[]).await;
+    app.writebehind
+        .spill()
+        .reject(&parked_job(), "database refused: no such table")
+        .await
+        .unwrap();
+    let admin = session(&app, PASSWORD).await;
+    let html = get(&app, "/admin/events", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("no such table"), "{html}");
+    assert!(html.contains("call_parked_page"), "{html}");
+
+    assert_eq!(
+        post(&app, "/admin/events/replay", &admin, "not-the-token")
+            .await
+            .status(),
+        403
+    );
+    let viewer = session(&app, VIEWER).await;
+    let viewer_html = get(&app, "/admin/events", Some(&viewer))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !viewer_html.contains("Apply all again"),
+        "the viewer gets no button"
+    );
+    let refused = post(
+        &app,
+        "/admin/events/replay",
+        &viewer,
+        &csrf_of(&viewer_html),
+    )
+    .await;
+    assert_eq!(refused.status(), 403, "the viewer cannot change anything");
+    assert_eq!(app.writebehind.spill().parked().unwrap().len(), 1);
+
+    let done = post(&app, "/admin/events/replay", &admin, &csrf_of(&html)).await;
+    assert_eq!(done.status(), 303);
+    let to = done.headers()["location"].to_str().unwrap().to_owned();
+    let after = get(&app, &to, Some(&admin)).await.text().await.unwrap();
+    assert!(
+        after.contains("1 parked event(s) applied; 0 still parked"),
+        "{after}"
+    );
+    assert!(after.contains("Nothing is parked"), "{after}");
+    let stored = app
+        .store
+        .call(
+            Provider::Retell,
+            &CallId::parse("call_parked_page").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.is_some());
+    let audit = app.store.recent_audit(10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "replay_parked" && a.actor == "admin")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "login" && a.actor == "viewer")
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_and_audited() {
+    let app = admin_app(&[]).await;
+    for _ in 0..5 {
+        assert_eq!(login(&app, "guess", "/admin").await.status(), 401);
+    }
+    let limited = login(&app, PASSWORD, "/admin").await;
+    assert_eq!(limited.status(), 429, "even the right password waits");
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed logins")
+    );
+    let audit = app.store.recent_audit(20).await.unwrap();
+    let failed = audit
+        .iter()
+        .filter(|a| a.action == "login" && a.outcome == "wrong_password")
+        .count();
+    assert_eq!(failed, 5);
+    assert!(audit.iter().any(|a| a.outcome == "rate_limited"));
+}
+
+#[tokio::test]
+async fn a_session_idle_past_its_limit_or_too_old_is_over() {
+    use sha2::Digest;
+    let app = admin_app(&[]).await;
+    let now = warmline::support::now_ms();
+    for (idle_for, age) in [(31 * 60_000, 31 * 60_000), (0, 13 * 3_600_000)] {
+        let cookie = session(&app, PASSWORD).await;
+        assert_eq!(get(&app, "/admin", Some(&cookie)).await.status(), 200);
+        // Only the token's hash is stored: find the row by it and age it.
+        let token = cookie.trim_start_matches("warmline_session=");
+        let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        let mut row = app.store.admin_session(&hash).await.unwrap().unwrap();
+        app.store.delete_admin_session(&hash).await.unwrap();
+        row.last_seen_ms = now - idle_for;
+        row.created_at_ms = now - age;
+        app.store.create_admin_session(&row).await.unwrap();
+        assert_eq!(get(&app, "/admin", Some(&cookie)).await.status(), 303);
+        assert!(app.store.admin_session(&hash).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn without_a_password_the_admin_says_how_to_set_one_instead_of_opening() {
+    let app = spawn_app_with(TestDb::sqlite(), &[("WARMLINE_DEMO", "off")]).await;
+    let page = get(&app, "/admin/login", None).await.text().await.unwrap();
+    assert!(page.contains("warmline hash-password"), "{page}");
+    assert!(page.contains("WARMLINE_ADMIN_PASSWORD_HASH"), "{page}");
+    let tried = login(&app, "", "/admin").await;
+    assert_eq!(tried.status(), 403);
+    assert_eq!(get(&app, "/admin", None).await.status(), 303);
+}
