@@ -132,6 +132,7 @@ pub struct CallFallback {
 pub struct CallFilter {
     pub tenant_id: Option<TenantId>,
     pub from_number: Option<PhoneNumber>,
+    pub provider: Option<Provider>,
     pub status: Option<CallStatus>,
     pub since_ms: Option<i64>,
     /// Exclusive upper bound on creation time: pass the last row's
@@ -346,6 +347,18 @@ impl Store {
         .transpose()
     }
 
+    /// The calls with this id, whichever provider made them (ids are the
+    /// providers' own, so normally one).
+    pub async fn calls_by_id(&self, call_id: &CallId) -> Result<Vec<CallRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM calls WHERE call_id = $1 ORDER BY provider"
+        ))
+        .bind(call_id.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn call_fallbacks(
         &self,
         provider: Provider,
@@ -383,6 +396,9 @@ impl Store {
         }
         if let Some(n) = &f.from_number {
             push("from_number = ?", Bind::Text(n.as_str().to_owned()));
+        }
+        if let Some(p) = f.provider {
+            push("provider = ?", Bind::Text(p.as_str().to_owned()));
         }
         if let Some(s) = f.status {
             push("status = ?", Bind::Text(s.as_str().to_owned()));

@@ -21,7 +21,9 @@ async fn admin_app(extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![
         ("WARMLINE_ADMIN_PASSWORD_HASH", admin.as_phc()),
         ("WARMLINE_ADMIN_VIEWER_PASSWORD_HASH", viewer.as_phc()),
+        ("WARMLINE_TRACE_URL", "http://jaeger.local/trace/{trace_id}"),
     ];
+    vars.extend(crate::helpers::voice::secrets());
     vars.extend_from_slice(extra);
     spawn_app_with(TestDb::sqlite(), &vars).await
 }
@@ -279,4 +281,53 @@ async fn without_a_password_the_admin_says_how_to_set_one_instead_of_opening() {
     let tried = login(&app, "", "/admin").await;
     assert_eq!(tried.status(), 403);
     assert_eq!(get(&app, "/admin", None).await.status(), 303);
+}
+
+#[tokio::test]
+async fn a_call_made_through_a_signed_webhook_is_in_the_log_and_its_detail() {
+    use crate::helpers::voice::{retell, retell_call};
+    let app = admin_app(&[]).await;
+    let mut call = retell_call("call_admin_log", "+15550100001");
+    call["transcript"] = serde_json::json!("Agent: Hello!\nUser: I need a cleaning.");
+    call["disconnection_reason"] = serde_json::json!("user_hangup");
+    for event in ["call_started", "call_ended"] {
+        let (status, answer) = retell(
+            &app,
+            "/retell/events",
+            &serde_json::json!({ "event": event, "call": call }),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let cookie = session(&app, PASSWORD).await;
+    let list = get(&app, "/admin/calls?range=24h", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(r#"href="/admin/calls/call_admin_log""#),
+        "{list}"
+    );
+    assert!(!list.contains("5550100001"), "the caller is masked: {list}");
+    let by_caller = get(&app, "/admin/calls?caller=%2B15559999999", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(by_caller.contains("No calls match"), "{by_caller}");
+    let bad = get(&app, "/admin/calls?caller=nobody", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bad.contains("`caller`"), "{bad}");
+
+    let detail = get(&app, "/admin/calls/call_admin_log", Some(&cookie)).await;
+    assert_eq!(detail.status(), 200);
+    let detail = detail.text().await.unwrap();
+    assert!(detail.contains("I need a cleaning."), "{detail}");
+    assert!(detail.contains("user_hangup"), "{detail}");
+    let missing = get(&app, "/admin/calls/call_nobody", Some(&cookie)).await;
+    assert_eq!(missing.status(), 404);
 }

@@ -455,7 +455,9 @@ async fn with_the_demo_on_loopback_a_one_time_admin_password_is_printed_and_work
             .map_while(Result::ok)
         {
             let prefix = "Admin password for this run (demo, loopback only): ";
-            if let (Some(p), Some(tx)) = (line.strip_prefix(prefix), found.take()) {
+            if let Some(p) = line.strip_prefix(prefix)
+                && let Some(tx) = found.take()
+            {
                 let _ = tx.send(p.to_owned());
             }
         }

@@ -4,6 +4,7 @@
 //! while the tab is hidden. Every page needs a logged-in [`Operator`];
 //! every form that changes something carries the session's CSRF token.
 
+mod calls;
 mod events;
 mod login;
 mod overview;
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
     cfg.service(summary);
     overview::configure(cfg);
+    calls::configure(cfg);
     events::configure(cfg);
 }
 

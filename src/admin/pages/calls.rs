@@ -1,0 +1,245 @@
+//! `/admin/calls` (the call log, filtered and paged) and
+//! `/admin/calls/{call_id}` (one call: transcript, analysis, durations,
+//! fallback steps, the trace).
+
+use actix_web::{get, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+
+use super::{Chrome, NAV};
+use crate::admin::AdminSettings;
+use crate::admin::console::Console;
+use crate::admin::session::{Operator, PageError};
+use crate::domain::{CallId, PhoneNumber, Provider, TenantId};
+use crate::error::ApiError;
+use crate::store::{CallFilter, CallRecord, CallStatus};
+use crate::support::now_ms;
+
+const PAGE: u32 = 50;
+
+/// The filters, as the form sends them (empty means "any").
+#[derive(Debug, Default, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub caller: String,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub status: String,
+    /// `1h`, `24h`, `7d`, `30d` or empty for all time.
+    #[serde(default)]
+    pub range: String,
+    pub before: Option<i64>,
+}
+
+impl Filters {
+    fn to_filter(&self) -> Result<CallFilter, ApiError> {
+        let bad = |field: &str, e: String| ApiError::BadRequest(format!("`{field}`: {e}"));
+        let some = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        let range_ms = match self.range.as_str() {
+            "" => None,
+            "1h" => Some(3_600_000),
+            "24h" => Some(86_400_000),
+            "7d" => Some(7 * 86_400_000),
+            "30d" => Some(30 * 86_400_000),
+            _ => return Err(bad("range", "expected 1h, 24h, 7d or 30d".into())),
+        };
+        Ok(CallFilter {
+            tenant_id: some(&self.tenant)
+                .map(|t| TenantId::parse(&t).map_err(|e| bad("tenant", e.to_string())))
+                .transpose()?,
+            from_number: some(&self.caller)
+                .map(|c| PhoneNumber::parse(&c).map_err(|e| bad("caller", e.to_string())))
+                .transpose()?,
+            provider: some(&self.provider)
+                .map(|p| p.parse::<Provider>().map_err(|e| bad("provider", e)))
+                .transpose()?,
+            status: some(&self.status)
+                .map(|s| s.parse::<CallStatus>().map_err(|e| bad("status", e)))
+                .transpose()?,
+            since_ms: range_ms.map(|r: i64| now_ms() - r),
+            before_ms: self.before,
+            limit: PAGE,
+        })
+    }
+
+    /// This query string with `before` set, for the next page.
+    fn next_page(&self, before: i64) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("tenant", &self.tenant)
+            .append_pair("caller", &self.caller)
+            .append_pair("provider", &self.provider)
+            .append_pair("status", &self.status)
+            .append_pair("range", &self.range)
+            .append_pair("before", &before.to_string())
+            .finish()
+    }
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn seconds(ms: Option<i64>) -> String {
+    ms.map_or_else(String::new, |ms| format!("{:.1} s", ms as f64 / 1000.0))
+}
+
+/// One row of the log, ready to show (numbers masked).
+pub struct Row {
+    pub call_id: String,
+    pub provider: &'static str,
+    pub tenant: String,
+    pub caller: String,
+    pub status: &'static str,
+    pub started: String,
+    pub duration: String,
+}
+
+impl From<&CallRecord> for Row {
+    fn from(c: &CallRecord) -> Self {
+        Row {
+            call_id: c.call_id.to_string(),
+            provider: c.provider.as_str(),
+            tenant: c
+                .tenant_id
+                .as_ref()
+                .map_or_else(String::new, |t| t.to_string()),
+            caller: c
+                .details
+                .caller
+                .as_ref()
+                .map_or_else(|| "withheld".into(), |p| p.masked()),
+            status: c.status.as_str(),
+            started: when(c.details.started_at_ms.or(Some(c.created_at_ms))),
+            duration: seconds(c.details.duration_ms),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/calls.html")]
+struct CallsPage {
+    chrome: Chrome,
+    nav: &'static [(&'static str, &'static str)],
+    f: Filters,
+    rows: Vec<Row>,
+    next: Option<String>,
+    providers: Vec<&'static str>,
+    statuses: Vec<&'static str>,
+    error: Option<String>,
+}
+
+#[get("/admin/calls")]
+async fn calls(
+    console: web::Data<Console>,
+    op: Operator,
+    f: web::Query<Filters>,
+) -> Result<CallsPage, PageError> {
+    let f = f.into_inner();
+    let (rows, next, error) = match f.to_filter() {
+        Ok(filter) => {
+            let found = console.store.list_calls(&filter).await?;
+            let next = (found.len() == PAGE as usize)
+                .then(|| found.last().map(|c| f.next_page(c.created_at_ms)))
+                .flatten();
+            (found.iter().map(Row::from).collect(), next, None)
+        }
+        Err(e) => (Vec::new(), None, Some(e.to_string())),
+    };
+    Ok(CallsPage {
+        chrome: Chrome::new(&console, &op, "/admin/calls").await,
+        nav: NAV,
+        f,
+        rows,
+        next,
+        providers: Provider::ALL.iter().map(|p| p.as_str()).collect(),
+        statuses: CallStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        error,
+    })
+}
+
+pub struct Fallback {
+    pub kind: String,
+    pub detail: String,
+    pub at: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/call.html")]
+struct CallPage {
+    chrome: Chrome,
+    nav: &'static [(&'static str, &'static str)],
+    row: Row,
+    called: String,
+    direction: String,
+    ended: String,
+    disconnection: String,
+    call_summary: String,
+    successful: String,
+    transcript: String,
+    analysis: Option<String>,
+    fallbacks: Vec<Fallback>,
+    trace: Option<(String, Option<String>)>,
+}
+
+#[get("/admin/calls/{call_id}")]
+async fn call(
+    console: web::Data<Console>,
+    settings: web::Data<AdminSettings>,
+    op: Operator,
+    path: web::Path<String>,
+) -> Result<CallPage, PageError> {
+    let id = CallId::parse(&path).map_err(|e| ApiError::BadRequest(format!("call id: {e}")))?;
+    let c = console
+        .store
+        .calls_by_id(&id)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound(format!("no call `{id}`")))?;
+    let fallbacks = console
+        .store
+        .call_fallbacks(c.provider, &c.call_id)
+        .await?
+        .into_iter()
+        .map(|f| Fallback {
+            kind: f.kind,
+            detail: f.detail.unwrap_or_default(),
+            at: when(Some(f.at_ms)),
+        })
+        .collect();
+    let d = &c.details;
+    let trace = d.trace_id.clone().map(|t| {
+        let link = settings
+            .trace_url
+            .as_ref()
+            .map(|u| u.replace("{trace_id}", &t));
+        (t, link)
+    });
+    Ok(CallPage {
+        chrome: Chrome::new(&console, &op, "/admin/calls").await,
+        nav: NAV,
+        row: Row::from(&c),
+        called: d.called.as_ref().map_or_else(String::new, |p| p.masked()),
+        direction: d.direction.clone().unwrap_or_default(),
+        ended: when(d.ended_at_ms),
+        disconnection: d.disconnection_reason.clone().unwrap_or_default(),
+        call_summary: d.summary.clone().unwrap_or_default(),
+        successful: d.successful.map_or_else(String::new, |b| b.to_string()),
+        transcript: d.transcript.clone().unwrap_or_default(),
+        analysis: d
+            .analysis
+            .as_ref()
+            .and_then(|a| serde_json::to_string_pretty(a).ok()),
+        fallbacks,
+        trace,
+    })
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(calls).service(call);
+}
