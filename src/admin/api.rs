@@ -9,7 +9,7 @@ use super::AdminToken;
 use crate::cache::{Cache, FlushScope, Namespace};
 use crate::domain::PhoneNumber;
 use crate::error::ApiError;
-use crate::store::{NewAuditEntry, Store};
+use crate::store::Store;
 
 const ACTOR: &str = "admin-api-token";
 
@@ -32,7 +32,7 @@ pub struct FlushRequest {
 
 const FLUSH_SHAPES: &str = r#"expected {"namespace": N, "key": K}, {"namespace": N, "prefix": P}, {"namespace": N}, {"tenant": "+1…"} or {"all": true}"#;
 
-async fn scope_of(req: &FlushRequest, store: &Store) -> Result<FlushScope, ApiError> {
+pub(super) async fn scope_of(req: &FlushRequest, store: &Store) -> Result<FlushScope, ApiError> {
     let bad = |msg: &str| ApiError::BadRequest(format!("{msg}; {FLUSH_SHAPES}"));
     match req {
         FlushRequest {
@@ -114,7 +114,7 @@ async fn flush(
 }
 
 /// A flush scope for logs: names, never key contents (keys hold numbers).
-fn scope_label(scope: &FlushScope) -> String {
+pub(super) fn scope_label(scope: &FlushScope) -> String {
     match scope {
         FlushScope::Key { ns, .. } => format!("key in {ns}"),
         FlushScope::Prefix { ns, .. } => format!("prefix in {ns}"),
@@ -158,16 +158,7 @@ async fn warmup(
 }
 
 async fn audit(store: &Store, action: &str, target: serde_json::Value, outcome: String) {
-    let entry = NewAuditEntry {
-        actor: ACTOR.into(),
-        action: action.into(),
-        target,
-        outcome,
-    };
-    if let Err(e) = store.record_audit(&entry).await {
-        // The action happened; losing its audit line must be visible.
-        tracing::error!(error = %e, action, "could not write the admin audit log");
-    }
+    super::audit::record(store, ACTOR, action, target, outcome).await;
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -5,6 +5,7 @@
 //! webhooks' path.
 
 pub mod api;
+mod audit;
 mod auth;
 mod console;
 pub mod pages;

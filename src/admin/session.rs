@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::AdminSettings;
 use super::password::random_token;
 use crate::error::ApiError;
-use crate::store::{AdminSession, NewAuditEntry, Store};
+use crate::store::{AdminSession, Store};
 use crate::support::{constant_time_eq, now_ms};
 
 pub const COOKIE: &str = "warmline_session";
@@ -334,15 +334,7 @@ pub async fn log_out(store: &Store, op: &Operator) -> Result<HttpResponse, PageE
 }
 
 async fn audit(store: &Store, actor: &str, action: &str, outcome: &str) {
-    let entry = NewAuditEntry {
-        actor: actor.into(),
-        action: action.into(),
-        target: serde_json::Value::Null,
-        outcome: outcome.into(),
-    };
-    if let Err(e) = store.record_audit(&entry).await {
-        tracing::error!(error = %e, action, "could not write the admin audit log");
-    }
+    super::audit::record(store, actor, action, serde_json::Value::Null, outcome).await;
 }
 
 #[cfg(test)]

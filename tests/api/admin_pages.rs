@@ -331,3 +331,120 @@ async fn a_call_made_through_a_signed_webhook_is_in_the_log_and_its_detail() {
     let missing = get(&app, "/admin/calls/call_nobody", Some(&cookie)).await;
     assert_eq!(missing.status(), 404);
 }
+
+/// The L1 entries the cache page shows for `ns`.
+fn entries_shown(html: &str, ns: &str) -> u64 {
+    let marker = format!(r#"data-namespace-entries="{ns}">"#);
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{ns} not shown"))
+        + marker.len();
+    html[at..].split('<').next().unwrap().parse().unwrap()
+}
+
+/// The cache page at `path`, once the tenant namespace's entries meet `want`.
+async fn cache_page_until(
+    app: &TestApp,
+    cookie: &str,
+    path: &str,
+    want: fn(u64) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let html = get(app, path, Some(cookie)).await.text().await.unwrap();
+        if want(entries_shown(&html, "tenant")) {
+            return html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "entries never settled:\n{html}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_flushed_through_the_confirmation_drops_to_zero_entries() {
+    let app = admin_app(&[]).await;
+    app.store
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: warmline::domain::TenantId::parse("flush-clinic").unwrap(),
+            phone_number: warmline::domain::PhoneNumber::parse("+15557770001").unwrap(),
+            name: "Flush Clinic".into(),
+            time_zone: "UTC".into(),
+            config: "{}".into(),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    app.cache.warm_up().await;
+    let cookie = session(&app, PASSWORD).await;
+    // The L1's count settles a moment after its writes: wait for it.
+    let html = cache_page_until(&app, &cookie, "/admin/cache", |n| n > 0).await;
+    let csrf = csrf_of(&html);
+    let flush = |confirm: &'static str| {
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        let url = format!("{}/admin/cache/flush", app.address);
+        async move {
+            client()
+                .post(url)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form(&[
+                    ("csrf", &csrf),
+                    ("scope", "namespace"),
+                    ("namespace", "tenant"),
+                    ("value", ""),
+                    ("confirm", confirm),
+                ]))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // First the confirmation: nothing is flushed yet.
+    let asked = flush("").await;
+    assert_eq!(asked.status(), 200);
+    let asked = asked.text().await.unwrap();
+    assert!(asked.contains("Yes, flush namespace tenant"), "{asked}");
+    let html = get(&app, "/admin/cache", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(entries_shown(&html, "tenant") > 0);
+
+    let done = flush("yes").await;
+    assert_eq!(done.status(), 303);
+    let to = done.headers()["location"].to_str().unwrap().to_owned();
+    let html = cache_page_until(&app, &cookie, &to, |n| n == 0).await;
+    assert!(html.contains("Flushed"), "{html}");
+    assert!(
+        html.contains("cache.flush"),
+        "the flush is in the audit table"
+    );
+
+    let viewer = session(&app, VIEWER).await;
+    let viewer_html = get(&app, "/admin/cache", Some(&viewer))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !viewer_html.contains("Flush…"),
+        "the viewer gets no flush form"
+    );
+    let refused = client()
+        .post(format!("{}/admin/cache/flush", app.address))
+        .header("cookie", &viewer)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", &csrf_of(&viewer_html)),
+            ("scope", "all"),
+            ("confirm", "yes"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+}

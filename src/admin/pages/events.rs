@@ -10,7 +10,6 @@ use super::{Chrome, NAV};
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
 use crate::error::ApiError;
-use crate::store::NewAuditEntry;
 
 pub struct ParkedRow {
     pub at: String,
@@ -86,15 +85,14 @@ async fn replay(
         crate::writebehind::replay_rejected(&console.store, console.writebehind.spill())
             .await
             .map_err(ApiError::Internal)?;
-    let audit = NewAuditEntry {
-        actor: op.actor().into(),
-        action: "replay_parked".into(),
-        target: serde_json::json!({ "applied": applied, "still_parked": still.len() }),
-        outcome: "ok".into(),
-    };
-    if let Err(e) = console.store.record_audit(&audit).await {
-        tracing::error!(error = %e, "could not write the admin audit log");
-    }
+    crate::admin::audit::record(
+        &console.store,
+        op.actor(),
+        "replay_parked",
+        serde_json::json!({ "applied": applied, "still_parked": still.len() }),
+        "ok",
+    )
+    .await;
     Ok(HttpResponse::SeeOther()
         .insert_header((
             "location",

@@ -4,6 +4,7 @@
 //! while the tab is hidden. Every page needs a logged-in [`Operator`];
 //! every form that changes something carries the session's CSRF token.
 
+mod cache;
 mod calls;
 mod events;
 mod login;
@@ -21,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(summary);
     overview::configure(cfg);
     calls::configure(cfg);
+    cache::configure(cfg);
     events::configure(cfg);
 }
 
