@@ -448,3 +448,71 @@ async fn a_namespace_flushed_through_the_confirmation_drops_to_zero_entries() {
         .unwrap();
     assert_eq!(refused.status(), 403);
 }
+
+#[tokio::test]
+async fn daily_metrics_show_the_days_calls_as_a_chart_a_table_and_csv() {
+    use crate::helpers::voice::{retell, retell_call};
+    let admin = PasswordHash::make(PASSWORD).unwrap();
+    let mut vars = crate::helpers::voice::secrets();
+    vars.push(("WARMLINE_ADMIN_PASSWORD_HASH", admin.as_phc()));
+    let (app, _sim) = crate::helpers::spawn_with_simulator(TestDb::sqlite(), &vars).await;
+    let mut call = retell_call("call_metrics_page", "+15550100001");
+    call["call_status"] = serde_json::json!("ended");
+    call["duration_ms"] = serde_json::json!(90_000);
+    call["end_timestamp"] = serde_json::json!(warmline::support::now_ms());
+    let (status, answer) = retell(
+        &app,
+        "/retell/events",
+        &serde_json::json!({ "event": "call_ended", "call": call }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let cookie = session(&app, PASSWORD).await;
+    let page = get(&app, "/admin/metrics?days=7", Some(&cookie)).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<svg"), "{html}");
+    assert!(
+        html.contains("1 calls, 0 bookings"),
+        "a bar for today: {html}"
+    );
+    assert!(
+        html.contains(r#"<th scope="row">total</th><td>1</td>"#),
+        "{html}"
+    );
+    let csv = get(
+        &app,
+        "/admin/metrics.csv?days=7&tenant=demo-dental",
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 8, "a header and seven days: {csv}");
+    // Counted on the tenant's calendar day, which may be UTC's yesterday.
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(",1,0,0.0000,")).count(),
+        1,
+        "{csv}"
+    );
+    let other = get(
+        &app,
+        "/admin/metrics.csv?days=7&tenant=nobody-here",
+        Some(&cookie),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        other.lines().skip(1).all(|l| l.contains(",0,0,")),
+        "{other}"
+    );
+    let bad = get(&app, "/admin/metrics?days=5", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bad.contains("expected 7, 30 or 90"), "{bad}");
+}

@@ -8,6 +8,7 @@ mod cache;
 mod calls;
 mod events;
 mod login;
+mod metrics;
 mod overview;
 
 use actix_web::{get, web};
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     overview::configure(cfg);
     calls::configure(cfg);
     cache::configure(cfg);
+    metrics::configure(cfg);
     events::configure(cfg);
 }
 
