@@ -42,6 +42,7 @@ pub mod tx {
     pub use super::contacts::{record_contact_call_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
     pub use super::ledger::record_applied_in;
+    pub use super::tenants::tenant_for_number_in;
     pub use super::writeback_queue::enqueue_writeback_in;
 }
 

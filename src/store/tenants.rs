@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, StoreError, bool_to_i64, now_ms};
+use super::{Conn, Result, Store, StoreError, bool_to_i64, now_ms};
 use crate::domain::{PhoneNumber, TenantId};
 
 /// A tenant to create or replace. Its meaning (a typed time zone and
@@ -125,4 +125,24 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// The id and time zone of the tenant answering `number`, inside a
+/// transaction: an event acknowledged while its tenant could not be looked
+/// up gets its tenant when it is applied.
+pub async fn tenant_for_number_in(
+    conn: &mut Conn,
+    number: &PhoneNumber,
+) -> Result<Option<(TenantId, String)>> {
+    let row = sqlx::query("SELECT id, time_zone FROM tenants WHERE phone_number = $1")
+        .bind(number.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| {
+        let id: String = r.try_get("id")?;
+        let tz: String = r.try_get("time_zone")?;
+        let id = TenantId::parse(&id).map_err(|e| StoreError::corrupt("tenant id", e))?;
+        Ok((id, tz))
+    })
+    .transpose()
 }

@@ -62,6 +62,9 @@ struct InboundBody {
     /// Null or absent when the caller withholds the number.
     from_number: Option<String>,
     to_number: String,
+    /// The call's id, when Retell sends it (current versions do): the
+    /// session is then cached for the call's functions at once.
+    call_id: Option<String>,
 }
 
 pub(super) fn parse_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
@@ -79,7 +82,10 @@ pub(super) fn parse_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
         provider: Provider::Retell,
         called: required_phone(&inbound.to_number, "call_inbound.to_number")?,
         caller: optional_phone(inbound.from_number.as_deref()),
-        call_id: None,
+        call_id: inbound
+            .call_id
+            .as_deref()
+            .and_then(|id| CallId::parse(id).ok()),
     })
 }
 

@@ -79,9 +79,17 @@ async fn resolve_line(calls: &Calls, m: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// One entry of `toolCallList`, parsed: the tool call, or its id and why it
-/// could not be read.
-type ParsedToolCall = Result<ToolCall, (String, String)>;
+/// One entry of `toolCallList`, parsed: the tool call, or why it could not
+/// be read.
+type ParsedToolCall = Result<ToolCall, Unreadable>;
+
+/// A tool call that could not be read: its id and name as far as they were
+/// given (Vapi's result names both), and why.
+pub(super) struct Unreadable {
+    id: String,
+    name: String,
+    problem: String,
+}
 
 /// A server message, typed.
 pub(super) enum Message {
@@ -194,11 +202,15 @@ fn message(m: &Value) -> Result<(String, Message), ApiError> {
 /// `function.arguments` (string or object), `arguments`, `parameters`.
 fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
     let id = item.get("id").and_then(Value::as_str);
-    let fail = |e: String| (id.unwrap_or("").to_owned(), e);
+    let name =
+        text(item, &["function", "name"]).or_else(|| item.get("name").and_then(Value::as_str));
+    let fail = |problem: String| Unreadable {
+        id: id.unwrap_or("").to_owned(),
+        name: name.unwrap_or("").to_owned(),
+        problem,
+    };
     let id = id.ok_or_else(|| fail("tool call without `id`".into()))?;
-    let name = text(item, &["function", "name"])
-        .or_else(|| item.get("name").and_then(Value::as_str))
-        .ok_or_else(|| fail("tool call without a name".into()))?;
+    let name = name.ok_or_else(|| fail("tool call without a name".into()))?;
     let raw = item
         .get("function")
         .and_then(|f| f.get("arguments"))
@@ -344,7 +356,9 @@ async fn tool_calls(calls: &Calls, list: Vec<ParsedToolCall>) -> HttpResponse {
                     Err(e) => json!({ "toolCallId": id, "name": name, "error": single_line(&e) }),
                 }
             }
-            Err((id, e)) => json!({ "toolCallId": id, "name": "", "error": single_line(&e) }),
+            Err(u) => {
+                json!({ "toolCallId": u.id, "name": u.name, "error": single_line(&u.problem) })
+            }
         }
     });
     let results = futures_util::future::join_all(runs).await;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{CallEvent, CallId, CallPhase, Provider, TenantId, WriteBack};
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, enqueue_writeback_in, insert_appointment_in,
-    record_applied_in, record_contact_call_in, upsert_call_in,
+    record_applied_in, record_contact_call_in, tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{CallStatus, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError};
 use crate::support::now_ms;
@@ -159,7 +159,20 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
             event,
             tenant_id,
             time_zone,
-        } => apply_call_event(conn, event, tenant_id.as_ref(), *time_zone).await,
+        } => {
+            // Acknowledged while the tenant could not be looked up (the
+            // database was down, nothing cached): look again now, so the
+            // call still counts for its tenant and gets its write-back.
+            let found = match (tenant_id, &event.details.called) {
+                (None, Some(called)) => tenant_for_number_in(conn, called).await?,
+                _ => None,
+            };
+            let (tenant, tz) = match &found {
+                Some((id, tz)) => (Some(id), tz.parse::<Tz>().ok()),
+                None => (tenant_id.as_ref(), *time_zone),
+            };
+            apply_call_event(conn, event, tenant, tz).await
+        }
         Job::Appointment {
             appointment: a,
             time_zone,

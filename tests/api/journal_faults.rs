@@ -287,3 +287,49 @@ async fn parked_events_are_counted_listed_and_applied_again_by_the_cli() {
         assert!(call.is_some(), "{id} applied");
     }
 }
+
+#[tokio::test]
+async fn an_event_acknowledged_without_its_tenant_gets_it_when_applied() {
+    // Spilled by a replica that could not look the tenant up (database
+    // down, nothing cached): the job names the called number only.
+    let db = TestDb::sqlite();
+    db.store()
+        .await
+        .upsert_tenant(&warmline::store::NewTenant {
+            id: warmline::domain::TenantId::parse("late-clinic").unwrap(),
+            phone_number: warmline::domain::PhoneNumber::parse("+15557770002").unwrap(),
+            name: "Late Clinic".into(),
+            time_zone: "America/New_York".into(),
+            config: "{}".into(),
+            is_demo: false,
+        })
+        .await
+        .unwrap();
+    let mut job = event_job("call_late_tenant", "Agent: hello");
+    if let Job::CallEvent { event, .. } = &mut job {
+        event.details.called = Some(warmline::domain::PhoneNumber::parse("+15557770002").unwrap());
+        event.details.caller = Some(warmline::domain::PhoneNumber::parse("+15550100001").unwrap());
+        event.details.duration_ms = Some(60_000);
+        event.details.ended_at_ms = Some(now_ms());
+    }
+    let spill = tempfile::tempdir().unwrap();
+    std::fs::write(
+        spill.path().join("journal.ndjson"),
+        framed_lines(&[job]).await.concat(),
+    )
+    .unwrap();
+    let app = app_on(db, spill.path()).await;
+    wait_stored(&app, &["call_late_tenant"]).await;
+    let call = stored(&app, "call_late_tenant").await.unwrap();
+    assert_eq!(
+        call.tenant_id.as_ref().map(|t| t.as_str()),
+        Some("late-clinic")
+    );
+    let tenant = warmline::domain::TenantId::parse("late-clinic").unwrap();
+    let days = app
+        .store
+        .daily_metrics(Some(&tenant), "2000-01-01", "2100-01-01")
+        .await
+        .unwrap();
+    assert_eq!(days.iter().map(|d| d.calls).sum::<i64>(), 1, "{days:?}");
+}

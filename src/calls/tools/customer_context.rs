@@ -11,10 +11,12 @@ pub fn describe(s: &CallSession) -> String {
         None => parts.push("The caller's name is not known.".into()),
     }
     if c.returning_caller {
-        parts.push(format!(
-            "They have called {} time(s) before.",
-            c.total_calls
-        ));
+        parts.push(match c.total_calls {
+            // Known to the CRM or the memory, but no call logged here yet.
+            0 => "They are a known customer.".into(),
+            1 => "They have called once before.".into(),
+            n => format!("They have called {n} times before."),
+        });
     } else {
         parts.push("This is their first call.".into());
     }
