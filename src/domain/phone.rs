@@ -56,7 +56,9 @@ impl PhoneNumber {
             }
         }
         if !international {
-            let Some(cc) = country_code else {
+            let Some(cc) = country_code
+                .filter(|cc| (1..=3).contains(&cc.len()) && cc.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 return Err(PhoneError::NoCountryCode);
             };
             let national = digits.trim_start_matches('0');
@@ -79,8 +81,9 @@ impl PhoneNumber {
         &self.0
     }
 
-    /// The form that may appear in logs, spans and pages: the country prefix
-    /// and the last four digits, `+1******0123`.
+    /// The form that may appear in logs, spans and pages: `+`, the first
+    /// digit and the last four, `+1******0123` (`+4*******0000` for a UK
+    /// number).
     pub fn masked(&self) -> String {
         mask_phone(&self.0)
     }

@@ -19,6 +19,7 @@ mod layers;
 mod observability;
 mod platforms;
 mod process;
+mod properties;
 mod resilience;
 mod retell;
 mod shutdown;
