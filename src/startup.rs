@@ -115,7 +115,13 @@ impl Application {
             writebehind.clone(),
             &settings.calls,
         );
-        WriteBackWorker::new(store.clone(), tenants, upstreams.clone(), cache.clone()).start();
+        WriteBackWorker::new(
+            store.clone(),
+            tenants.clone(),
+            upstreams.clone(),
+            cache.clone(),
+        )
+        .start();
         let demo = match (settings.demo, schema_ready.load(Ordering::Acquire)) {
             (true, true) => crate::demo::prepare(&store)
                 .await
@@ -144,19 +150,30 @@ impl Application {
             admin.one_time_password = Some(password.clone().into());
             one_time_password = Some(password);
         }
+        let webhook_latency = crate::support::RecentLatency::default();
+        let rollup = crate::store::Rollup::new(store.clone());
+        let every = settings.database.rollup_flush;
+        let flusher = rollup.clone();
+        crate::support::supervise("rollup", move || flusher.clone().run(every));
         let console = crate::admin::Console {
             store: store.clone(),
             cache: cache.clone(),
             upstreams: upstreams.clone(),
             writebehind: writebehind.clone(),
+            tenants,
+            webhook_latency: webhook_latency.clone(),
             limiter: Arc::new(crate::admin::LoginLimiter::default()),
         };
+        // The alerts page's evaluation, from this replica's own numbers.
+        crate::admin::alerts::start(&console, redis.clone(), settings.admin.alerts.clone());
         let routes = Routes {
             calls: calls.clone(),
             gate: Gate::new(
                 settings.webhooks.clone(),
                 demo.as_ref().map(|_| crate::demo::number()),
                 addr.ip().is_loopback(),
+                webhook_latency,
+                Arc::new(rollup),
             ),
             cache: cache.clone(),
             store: store.clone(),

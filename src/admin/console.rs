@@ -11,7 +11,8 @@ use chrono::Utc;
 use super::session::LoginLimiter;
 use crate::cache::{Cache, CacheStats};
 use crate::store::Store;
-use crate::support::BreakerState;
+use crate::support::{BreakerState, RecentLatency};
+use crate::tenants::TenantDirectory;
 use crate::upstreams::Upstreams;
 use crate::writebehind::WriteBehind;
 
@@ -22,6 +23,9 @@ pub struct Console {
     pub cache: Cache,
     pub upstreams: Arc<Upstreams>,
     pub writebehind: WriteBehind,
+    pub tenants: TenantDirectory,
+    /// Every webhook's latency over the last minutes.
+    pub webhook_latency: RecentLatency,
     pub limiter: Arc<LoginLimiter>,
 }
 
@@ -43,6 +47,8 @@ pub struct Summary {
     pub l1_hit: String,
     pub l2_hit: String,
     pub stale_served: u64,
+    /// The webhooks' p95 over the last five minutes, `–` before any.
+    pub webhook_p95: String,
     pub writebehind_depth: usize,
     pub parked: usize,
     pub dots: Vec<Dot>,
@@ -79,15 +85,19 @@ fn hit_ratios(stats: &CacheStats) -> (String, String, u64) {
     (percent(l1, lookups), percent(l2, lookups - l1), stale)
 }
 
-fn breaker_dot(name: String, breaker: BreakerState) -> Dot {
-    let state = match breaker {
+/// A breaker's health dot class.
+pub fn breaker_class(breaker: BreakerState) -> &'static str {
+    match breaker {
         BreakerState::Closed => "ok",
         BreakerState::HalfOpen => "warn",
         BreakerState::Open => "error",
-    };
+    }
+}
+
+fn breaker_dot(name: String, breaker: BreakerState) -> Dot {
     Dot {
         name,
-        state,
+        state: breaker_class(breaker),
         title: format!("breaker {}", breaker.as_str()),
     }
 }
@@ -132,6 +142,10 @@ impl Console {
             l1_hit,
             l2_hit,
             stale_served,
+            webhook_p95: self
+                .webhook_latency
+                .overall()
+                .map_or_else(|| "–".into(), |s| format!("{:.0} ms", s.p95_ms)),
             writebehind_depth: spill.pending(),
             parked: spill.parked().map_or(0, |p| p.len()),
             dots,

@@ -4,6 +4,7 @@
 //! and steers the cache and the parked events; it never touches the
 //! webhooks' path.
 
+pub mod alerts;
 pub mod api;
 mod audit;
 mod auth;

@@ -31,6 +31,8 @@ pub struct AdminSettings {
     /// `WARMLINE_TRACE_URL`: a trace's page, `{trace_id}` replaced (e.g.
     /// `http://localhost:16686/trace/{trace_id}` for Jaeger).
     pub trace_url: Option<String>,
+    /// `WARMLINE_ALERT_*`: the thresholds of the alerts page's evaluation.
+    pub alerts: super::alerts::AlertSettings,
 }
 
 impl AdminSettings {
@@ -73,6 +75,7 @@ impl AdminSettings {
             session_idle: env.millis_or("WARMLINE_ADMIN_SESSION_IDLE_MS", 30 * 60 * 1000)?,
             session_max: env.millis_or("WARMLINE_ADMIN_SESSION_MAX_MS", 12 * 3600 * 1000)?,
             trace_url,
+            alerts: super::alerts::AlertSettings::from_env(env)?,
         })
     }
 

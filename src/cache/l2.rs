@@ -15,7 +15,7 @@ use super::redis_link::RedisLink;
 use crate::support::{Breaker, BreakerState};
 
 /// Longest an admin flush may spend scanning Redis.
-const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+const SCAN_TIMEOUT: Duration = super::redis_link::BULK_TIMEOUT;
 
 pub struct L2 {
     link: RedisLink,
@@ -147,7 +147,7 @@ impl L2 {
         if keys.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.link.connection();
+        let mut conn = self.link.bulk_connection();
         let mut cmd = redis::cmd("UNLINK");
         cmd.arg(keys);
         self.guarded("delete", SCAN_TIMEOUT, cmd.query_async::<u64>(&mut conn))
@@ -166,7 +166,7 @@ impl L2 {
         } else {
             pattern
         };
-        let mut conn = self.link.connection();
+        let mut conn = self.link.bulk_connection();
         let scan = async move {
             let mut keys = Vec::new();
             let mut cursor: u64 = 0;

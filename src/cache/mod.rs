@@ -14,6 +14,7 @@
 mod backplane;
 mod entry;
 mod flight;
+mod inspect;
 mod l2;
 mod policy;
 mod redis_link;
@@ -24,6 +25,7 @@ pub mod keys;
 mod settings;
 
 pub use backplane::Op as BackplaneOp;
+pub use inspect::{KeyView, Stamps};
 pub use policy::{Namespace, Policies, Policy};
 pub use redis_link::{RedisHealth, RedisLink};
 pub use settings::{CacheSettings, RedisSettings};
@@ -87,6 +89,8 @@ pub(crate) trait LocalTier: Send + Sync {
     fn remove(&self, key: &str);
     fn expire(&self, key: &str);
     fn clear(&self);
+    /// The timestamps of `key`'s L1 entry, without counting a lookup.
+    fn stamps(&self, key: &str) -> Option<Stamps>;
 }
 
 type WarmFuture = Pin<Box<dyn Future<Output = anyhow::Result<usize>> + Send>>;

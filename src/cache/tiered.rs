@@ -163,6 +163,11 @@ where
             cache.outcome = tracing::field::Empty,
         );
         let result = self.lookup(key, loader).instrument(span.clone()).await;
+        crate::support::attribution::lookup(
+            result
+                .as_ref()
+                .is_ok_and(|l| l.outcome != Outcome::Miss && l.outcome != Outcome::Coalesced),
+        );
         match &result {
             Ok(l) => {
                 span.record("cache.tier", l.tier.as_str());
@@ -373,6 +378,10 @@ where
 
     fn clear(&self) {
         self.l1.invalidate_all();
+    }
+
+    fn stamps(&self, key: &str) -> Option<super::Stamps> {
+        self.l1.get(key).map(|e| super::Stamps::from(&e))
     }
 }
 

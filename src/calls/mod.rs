@@ -7,6 +7,7 @@ mod cascade;
 mod context;
 mod services;
 mod session;
+mod steps;
 mod tools;
 
 /// What acknowledging a call event says: where it was made durable, and
@@ -16,14 +17,14 @@ pub use context::{CallerContext, ContactInfo};
 pub use session::CallSession;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use crate::cache::{Cache, CacheError, Namespace, Tiered, keys};
 use crate::domain::{CallEvent, CallId, CallPhase, Fallback, InboundCall, PhoneNumber, Provider};
 use crate::store::Store;
-use crate::support::{Env, SettingsError};
+use crate::support::{Env, SettingsError, now_ms};
 use crate::tenants::{Tenant, TenantDirectory};
 use crate::upstreams::{Slot, Upstreams};
 use crate::writebehind::{Job, WriteBehind, WriteError};
@@ -93,6 +94,7 @@ impl Calls {
                     .increment(0);
             }
         }
+        steps::register_metrics();
         Calls {
             services: ServiceCatalog::new(cache, tenants.clone(), upstreams.clone()),
             context: ContextAssembler::new(
@@ -129,7 +131,8 @@ impl Calls {
     }
 
     /// Context for an inbound call. With the call's id (Vapi, ElevenLabs
-    /// know it already) the session is cached for the call's tools.
+    /// know it already) the session is cached for the call's tools and the
+    /// context answered is recorded on the call.
     #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %call.provider, called = %call.called.masked()))]
     pub async fn inbound(&self, call: InboundCall) -> Result<Inbound, CacheError> {
         let InboundCall {
@@ -146,7 +149,7 @@ impl Calls {
             return Ok(Inbound::UnknownTenant);
         };
         let session = self
-            .new_session(provider, call_id.clone(), tenant, caller)
+            .session_for("inbound", provider, call_id.clone(), tenant, caller)
             .await;
         if let Some(id) = &call_id {
             self.sessions
@@ -159,7 +162,8 @@ impl Calls {
         })
     }
 
-    /// A session with the caller's context (from cache where possible).
+    /// A session for a tool call whose session was not cached (the
+    /// fallback cascade): [`Calls::session_for`] as `fallback`.
     async fn new_session(
         &self,
         provider: Provider,
@@ -167,21 +171,41 @@ impl Calls {
         tenant: Tenant,
         caller: Option<PhoneNumber>,
     ) -> CallSession {
+        self.session_for("fallback", provider, call_id, tenant, caller)
+            .await
+    }
+
+    /// A session with the caller's context (from cache where possible); the
+    /// context is recorded on the call, when its id is known, as answered
+    /// by `source` (`inbound`, `call_started`, `fallback`).
+    async fn session_for(
+        &self,
+        source: &str,
+        provider: Provider,
+        call_id: Option<CallId>,
+        tenant: Tenant,
+        caller: Option<PhoneNumber>,
+    ) -> CallSession {
+        let (started, at_ms) = (Instant::now(), now_ms());
         let context = match &caller {
             Some(c) => self.context.assemble(&tenant, c).await,
             None => CallerContext::anonymous(&tenant),
         };
-        CallSession {
+        let session = CallSession {
             provider,
             call_id,
             tenant,
             caller,
             context,
-        }
+        };
+        self.record_context(&session, source, at_ms, started.elapsed());
+        session
     }
 
     /// Acknowledges a call event: durable once this returns. A start also
-    /// caches the call's session; an end invalidates what the call changed.
+    /// caches the call's session (recording the context it answers, unless
+    /// the inbound request already did); an end invalidates what the call
+    /// changed.
     #[tracing::instrument(name = "calls.event", skip_all, fields(provider = %event.provider, event = %event.event))]
     pub async fn call_event(&self, event: CallEvent) -> Result<(Durability, Outcome), WriteError> {
         let tenant = match &event.details.called {
@@ -200,7 +224,7 @@ impl Calls {
                     let key = keys::session(provider, &call_id);
                     if calls.sessions.get_cached(&key).await.is_none() {
                         let session = calls
-                            .new_session(provider, Some(call_id), tenant, caller)
+                            .session_for("call_started", provider, Some(call_id), tenant, caller)
                             .await;
                         calls.sessions.set(&key, session).await;
                     }

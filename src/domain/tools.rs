@@ -303,6 +303,9 @@ pub struct ToolCall {
     /// The platform's id for this invocation (Vapi's `toolCallId`).
     pub invocation_id: Option<String>,
     pub request: ToolRequest,
+    /// The arguments as the platform sent them (null when none), kept for
+    /// the call's detail page; `request` is what warmline understood.
+    pub arguments: Value,
     /// What the payload says about the call; any part may be missing (Retell
     /// can call a tool before `call_started`, `args_at_root` carries none).
     pub call_id: Option<CallId>,

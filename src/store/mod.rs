@@ -12,8 +12,10 @@
 //! the database is down, and [`Store::ping`] tells `/ready` the truth.
 
 mod admin_sessions;
+mod alerts;
 mod appointments;
 mod audit;
+mod call_steps;
 mod calls;
 mod contacts;
 mod daily_metrics;
@@ -21,23 +23,28 @@ mod last_good;
 mod ledger;
 mod settings;
 mod tenants;
+mod timings;
 mod writeback_queue;
 
 pub use admin_sessions::AdminSession;
+pub use alerts::{AlertRecord, NewAlert, TenantDay};
 pub use appointments::{AppointmentRecord, NewAppointment};
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use call_steps::{CallStep, ContextAnswered, MAX_STEP_TEXT, StepKind};
 pub use calls::{CallFallback, CallFilter, CallRecord, CallStatus, CallUpdate, CallUpsert};
 pub use contacts::{ContactRecord, ContactUpdate};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;
 pub use settings::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use tenants::{NewTenant, TenantRow};
+pub use timings::{DailyTimings, Rollup};
 pub use writeback_queue::QueuedWriteBack;
 
 /// The `*_in` functions take a connection or transaction, so the write-behind
 /// can apply many changes in one transaction (group commit).
 pub mod tx {
     pub use super::appointments::insert_appointment_in;
+    pub use super::call_steps::insert_call_step_in;
     pub use super::calls::{add_call_fallback_in, upsert_call_in};
     pub use super::contacts::{record_contact_call_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;

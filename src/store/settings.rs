@@ -13,10 +13,13 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long a request may wait for a pooled connection before failing.
     pub acquire_timeout: std::time::Duration,
+    /// How often the daily answer-time rollup is written.
+    pub rollup_flush: std::time::Duration,
 }
 
 impl DatabaseSettings {
-    /// `DATABASE_URL`, `WARMLINE_DB_MAX_CONNECTIONS`, `WARMLINE_DB_ACQUIRE_TIMEOUT_MS`.
+    /// `DATABASE_URL`, `WARMLINE_DB_MAX_CONNECTIONS`, `WARMLINE_DB_ACQUIRE_TIMEOUT_MS`,
+    /// `WARMLINE_ROLLUP_FLUSH_MS`.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let url = env.get_or("DATABASE_URL", DEFAULT_DATABASE_URL);
         if super::Backend::from_url(&url).is_none() {
@@ -32,6 +35,7 @@ impl DatabaseSettings {
             url: url.into(),
             max_connections: env.count_or("WARMLINE_DB_MAX_CONNECTIONS", 10, 1)?,
             acquire_timeout: env.millis_or("WARMLINE_DB_ACQUIRE_TIMEOUT_MS", 2_000)?,
+            rollup_flush: env.millis_or("WARMLINE_ROLLUP_FLUSH_MS", 10_000)?,
         })
     }
 }

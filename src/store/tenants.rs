@@ -88,6 +88,57 @@ impl Store {
         Ok(())
     }
 
+    /// Creates the tenant unless its id or its number is already taken;
+    /// returns whether it was created. One statement, so two operators
+    /// creating the same tenant at once cannot overwrite each other.
+    pub async fn create_tenant(&self, t: &NewTenant) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO tenants (id, phone_number, name, time_zone, config, is_demo, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(t.id.as_str())
+        .bind(t.phone_number.as_str())
+        .bind(&t.name)
+        .bind(&t.time_zone)
+        .bind(&t.config)
+        .bind(bool_to_i64(t.is_demo))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Replaces the tenant as it was at `version` (its `updated_at_ms` when
+    /// the editor read it); returns whether it did. `false` when it changed
+    /// meanwhile, is gone, or its new number was taken meanwhile: an edit
+    /// never overwrites one it did not see.
+    pub async fn update_tenant(&self, t: &NewTenant, version: i64) -> Result<bool> {
+        // Strictly later than the version replaced, so every edit is seen
+        // as a change even within one millisecond.
+        let now = now_ms().max(version + 1);
+        let done = sqlx::query(
+            "UPDATE tenants SET phone_number = $2, name = $3, time_zone = $4, config = $5,
+                updated_at_ms = $6
+             WHERE id = $1 AND updated_at_ms = $7",
+        )
+        .bind(t.id.as_str())
+        .bind(t.phone_number.as_str())
+        .bind(&t.name)
+        .bind(&t.time_zone)
+        .bind(&t.config)
+        .bind(now)
+        .bind(version)
+        .execute(self.pool())
+        .await;
+        match done {
+            Ok(done) => Ok(done.rows_affected() > 0),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn list_tenants(&self) -> Result<Vec<TenantRow>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tenants ORDER BY id"))
             .fetch_all(self.pool())

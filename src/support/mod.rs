@@ -5,16 +5,19 @@
 //! Nothing here knows the domain, a provider, an upstream or the database;
 //! `support` depends on no other module of warmline.
 
+pub mod attribution;
 pub mod breaker;
 pub mod clock;
 pub mod env;
 pub mod json;
+pub mod latency;
 pub mod redact;
 pub mod supervise;
 
 pub use breaker::{Breaker, BreakerState};
 pub use clock::now_ms;
 pub use env::{Env, SettingsError};
+pub use latency::{LatencyStats, RecentLatency};
 pub use redact::{constant_time_eq, redact_url};
 pub use supervise::supervise;
 

@@ -252,7 +252,31 @@ fn describe() {
     describe_counter!(
         "warmline_background_restarts_total",
         Unit::Count,
-        "Background loops restarted after a panic, by loop (writeback, writebehind_replay, writebehind_prune)."
+        "Background loops restarted after a panic, by loop (writeback, writebehind_replay, writebehind_prune, rollup, alerts)."
+    );
+    describe_counter!(
+        "warmline_call_steps_total",
+        Unit::Count,
+        "Call steps (context answered, tool calls) handed to the write-behind for the admin's call detail, by kind and outcome: recorded (in the database), spilled (in the journal, replayed later), parked (refused by the database), lost (not written)."
+    );
+    describe_counter!(
+        "warmline_admin_tenant_changes_total",
+        Unit::Count,
+        "Tenants created or updated from the admin pages, by action."
+    );
+    describe_counter!(
+        "warmline_rollup_dropped_total",
+        Unit::Count,
+        "Answers not counted in the daily timings because too many tenant-days were waiting for a flush (the database is down)."
+    );
+    describe_counter!(
+        "warmline_rollup_flush_errors_total",
+        Unit::Count,
+        "Daily-timings flushes the database refused; what they held waits for the next flush."
+    );
+    describe_gauge!(
+        "warmline_alerts_active",
+        "Alerts firing in warmline's own evaluation of its alert rules, by alert."
     );
 }
 

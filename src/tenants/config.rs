@@ -230,6 +230,17 @@ impl TenantConfig {
     /// Checks what can be checked without calling anyone: each service names
     /// the calendar reference its calendar kind needs.
     pub fn validate(&self) -> Result<(), String> {
+        for (at, c) in self.credentials() {
+            if let Some(var) = &c.token_env
+                && !is_variable_name(var)
+            {
+                // The value is not named back: it may be the secret itself.
+                return Err(format!(
+                    "`{at}.token_env` must be the name of an environment variable \
+                     (capitals, digits and `_`, such as ACME_GHL_TOKEN), not the secret itself"
+                ));
+            }
+        }
         if self.vapi_assistant_id.is_some() && self.vapi_assistant.is_some() {
             return Err("give `vapi_assistant_id` or `vapi_assistant`, not both".into());
         }
@@ -258,6 +269,37 @@ impl TenantConfig {
             }
         }
         Ok(())
+    }
+
+    /// Every credential, with where it sits (`crm`, `webhook_secrets.vapi`).
+    pub fn credentials(&self) -> Vec<(&'static str, &Credential)> {
+        let mut out = Vec::new();
+        if let Some(w) = &self.webhook_secrets {
+            out.extend(
+                [
+                    ("webhook_secrets.retell", &w.retell),
+                    ("webhook_secrets.vapi", &w.vapi),
+                    ("webhook_secrets.elevenlabs", &w.elevenlabs),
+                ]
+                .into_iter()
+                .filter_map(|(at, c)| Some((at, c.as_ref()?))),
+            );
+        }
+        match &self.crm {
+            Some(CrmConfig::Gohighlevel { credential, .. }) => out.push(("crm", credential)),
+            None => {}
+        }
+        match &self.memory {
+            Some(MemoryConfig::Zep { credential, .. })
+            | Some(MemoryConfig::Mem0 { credential, .. }) => out.push(("memory", credential)),
+            None => {}
+        }
+        match &self.calendar {
+            Some(CalendarConfig::Gohighlevel { credential, .. })
+            | Some(CalendarConfig::Calcom { credential, .. }) => out.push(("calendar", credential)),
+            None => {}
+        }
+        out
     }
 
     /// The same config with every inline secret replaced by `***`, for
@@ -294,6 +336,17 @@ impl TenantConfig {
         }
         out
     }
+}
+
+/// Whether `name` reads as an environment variable's name (capitals,
+/// digits and `_`, not starting with a digit) rather than a secret pasted
+/// in its place: API keys and tokens carry lower-case letters or `-`.
+pub fn is_variable_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]
@@ -360,5 +413,25 @@ mod tests {
                 .contains("WARMLINE_TEST_SURELY_UNSET_VAR")
         );
         assert!(Credential::default().resolve("zep").is_err());
+    }
+
+    #[test]
+    fn a_token_env_that_looks_like_the_secret_itself_is_refused_without_echoing_it() {
+        for bad in ["pit-3f9a2c", "sk_live_abc", "", "1ABC", "ZEP KEY"] {
+            let cfg = TenantConfig {
+                memory: Some(MemoryConfig::Zep {
+                    base_url: None,
+                    credential: Credential {
+                        token: None,
+                        token_env: Some(bad.into()),
+                    },
+                }),
+                ..TenantConfig::default()
+            };
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains("`memory.token_env`"), "{e}");
+            assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
+        assert!(is_variable_name("ZEP_API_KEY") && is_variable_name("_X1"));
     }
 }

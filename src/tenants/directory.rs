@@ -7,7 +7,7 @@
 //! under the namespace's negative TTL. Rows are typed into [`Tenant`]s here,
 //! once, as they are read.
 
-use crate::cache::{Cache, CacheError, LoadError, Namespace, Tiered};
+use crate::cache::{Cache, CacheError, FlushReport, FlushScope, LoadError, Namespace, Tiered};
 use crate::domain::{PhoneNumber, TenantId};
 use crate::store::{Store, StoreError, TenantRow};
 
@@ -16,8 +16,22 @@ use super::Tenant;
 #[derive(Clone)]
 pub struct TenantDirectory {
     cache: Tiered<Tenant>,
+    /// The whole cache, to drop what other namespaces hold of a tenant.
+    all: Cache,
     store: Store,
 }
+
+/// What other namespaces cache of a tenant under keys starting with its
+/// id, built from its configuration: dropped when it changes. Not `replay`
+/// (a re-delivered booking must still get its first answer) nor `call`
+/// (live calls keep the tenant they started with).
+const DERIVED: [Namespace; 5] = [
+    Namespace::Contact,
+    Namespace::Memory,
+    Namespace::Slots,
+    Namespace::Services,
+    Namespace::Context,
+];
 
 /// Types the rows that can be typed; a broken one is logged, not fatal, so
 /// one bad tenant cannot take the others down.
@@ -49,6 +63,7 @@ impl TenantDirectory {
     pub fn new(cache: &Cache, store: Store) -> Self {
         let dir = TenantDirectory {
             cache: cache.namespace(Namespace::Tenant),
+            all: cache.clone(),
             store,
         };
         let warm = dir.clone();
@@ -78,6 +93,7 @@ impl TenantDirectory {
             .await?;
         if let Some(t) = &lookup.value {
             tracing::Span::current().record("tenant", t.id.as_str());
+            crate::support::attribution::tenant(t.id.as_str(), t.time_zone);
         }
         Ok(lookup.value.map(|t| (*t).clone()))
     }
@@ -118,6 +134,48 @@ impl TenantDirectory {
     /// Every tenant that can be typed, by id.
     pub async fn list(&self) -> Result<Vec<Tenant>, StoreError> {
         Ok(typed(self.store.list_tenants().await?))
+    }
+
+    /// Drops everything cached of a tenant just created or changed, from
+    /// every tier and — through the backplane — from every replica's L1, so
+    /// the next call uses what was just stored: the `tenant` entries of its
+    /// numbers and lines before and after (a number it gave up must stop
+    /// finding it; one it took over may be remembered as "nobody's"), and
+    /// what [`DERIVED`] namespaces built from it. The report counts the
+    /// entries removed and says when Redis could not be reached.
+    #[tracing::instrument(name = "tenant.forget", skip_all, fields(tenant = %after.id))]
+    pub async fn forget(&self, before: Option<&Tenant>, after: &Tenant) -> FlushReport {
+        let mut keys = std::collections::BTreeSet::new();
+        for t in before.into_iter().chain([after]) {
+            keys.insert(t.phone_number.as_str().to_owned());
+            for line in &t.config.line_ids {
+                keys.insert(line_key(&line.trim().to_lowercase()));
+            }
+        }
+        let prefix = format!("{}:", after.id);
+        let scopes = keys
+            .into_iter()
+            .map(|key| FlushScope::Key {
+                ns: Namespace::Tenant,
+                key,
+            })
+            .chain(DERIVED.into_iter().map(|ns| FlushScope::Prefix {
+                ns,
+                prefix: prefix.clone(),
+            }));
+        let mut total = FlushReport {
+            flushed: 0,
+            l2_error: None,
+        };
+        for scope in scopes {
+            let report = self.all.flush(&scope).await;
+            total.flushed += report.flushed;
+            total.l2_error = total.l2_error.or(report.l2_error);
+        }
+        if let Some(e) = &total.l2_error {
+            tracing::warn!(error = %e, "tenant changed but Redis could not be flushed");
+        }
+        total
     }
 
     /// Loads every tenant into the cache; returns how many.

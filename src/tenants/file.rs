@@ -30,7 +30,7 @@ use super::{
     CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig, new_row, parse_time_zone,
 };
 use crate::domain::{PhoneNumber, TenantId};
-use crate::store::{NewTenant, Store};
+use crate::store::{NewTenant, Store, StoreError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +50,73 @@ struct TenantEntry {
     config: TenantConfig,
 }
 
+/// What is wrong with a tenant as written, and in which field: `id`,
+/// `name`, `phone_number`, `time_zone`, or `config` (the rest, whose
+/// message names its own path). Values are not quoted back unless they
+/// are harmless (a time zone): a mistyped field may hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field {
+            "config" => f.write_str(&self.message),
+            field => write!(f, "{field}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// Checks one tenant as written — in a tenant file or in the admin's form —
+/// and makes the row to store: the one place that decides what a valid
+/// tenant is.
+pub fn check(
+    id: TenantId,
+    phone_number: &str,
+    name: &str,
+    time_zone: &str,
+    config: &TenantConfig,
+    is_demo: bool,
+) -> Result<NewTenant, Problem> {
+    let problem = |field, message: String| Problem { field, message };
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 120 || name.chars().any(char::is_control) {
+        return Err(problem(
+            "name",
+            "give the business name callers hear (1 to 120 characters, one line)".into(),
+        ));
+    }
+    let phone =
+        PhoneNumber::parse(phone_number).map_err(|e| problem("phone_number", e.to_string()))?;
+    let time_zone = parse_time_zone(time_zone.trim()).map_err(|e| problem("time_zone", e))?;
+    config.validate().map_err(|e| problem("config", e))?;
+    Ok(new_row(
+        id,
+        phone,
+        name.to_owned(),
+        time_zone,
+        config,
+        is_demo,
+    ))
+}
+
+/// The other tenant that already answers `tenant`'s number, if any:
+/// numbers stay unique across the database, not only within one file.
+pub async fn number_owner(
+    store: &Store,
+    tenant: &NewTenant,
+) -> Result<Option<TenantId>, StoreError> {
+    Ok(store
+        .tenant_by_number(&tenant.phone_number)
+        .await?
+        .map(|other| other.id)
+        .filter(|other| *other != tenant.id))
+}
+
 /// Parses and checks a tenant file's text; `format` is `toml` or `yaml`.
 pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
     let file: TenantFile = match format {
@@ -65,22 +132,25 @@ pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
     let mut out = Vec::new();
     for t in file.tenants {
         let at = format!("tenant `{}`", t.id);
-        let phone =
-            PhoneNumber::parse(&t.phone_number).with_context(|| format!("{at}: phone_number"))?;
-        let time_zone = parse_time_zone(&t.time_zone).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        t.config
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        if !seen_ids.insert(t.id.clone()) {
+        let row = check(
+            t.id,
+            &t.phone_number,
+            &t.name,
+            &t.time_zone,
+            &t.config,
+            false,
+        )
+        .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        if !seen_ids.insert(row.id.clone()) {
             bail!("{at} is listed twice");
         }
-        if !seen_numbers.insert(phone.clone()) {
+        if !seen_numbers.insert(row.phone_number.clone()) {
             bail!(
                 "{at}: phone number {} is used by another tenant in the file",
-                phone.as_str()
+                row.phone_number.as_str()
             );
         }
-        out.push(new_row(t.id, phone, t.name, time_zone, &t.config, false));
+        out.push(row);
     }
     Ok(out)
 }
@@ -91,16 +161,13 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<usize> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let format = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tenants = parse(&text, format).with_context(|| path.display().to_string())?;
-    // Numbers must stay unique across the database too.
     for t in &tenants {
-        if let Some(other) = store.tenant_by_number(&t.phone_number).await?
-            && other.id != t.id
-        {
+        if let Some(other) = number_owner(store, t).await? {
             bail!(
                 "tenant `{}`: phone number {} already belongs to tenant `{}`",
                 t.id,
                 t.phone_number.as_str(),
-                other.id
+                other
             );
         }
     }

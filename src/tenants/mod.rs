@@ -2,21 +2,24 @@
 //! about them — the typed [`Tenant`] (time zone parsed, configuration typed,
 //! credentials wrapped), the in-memory [`TenantDirectory`] that answers
 //! "which tenant has this number" without a database query, and tenant
-//! files (`warmline tenants import` / `list`).
+//! files (`warmline tenants import` / `list`) and the admin's form, both
+//! checked by one [`check`].
 //!
 //! The store keeps tenants as rows of text; a [`Tenant`] is built from a row
 //! once, when it is read, and every other module works with the typed value.
 
 mod config;
 mod directory;
+mod edit;
 mod file;
 
 pub use config::{
     CalendarConfig, Credential, CrmConfig, InlineSecret, MemoryConfig, ServiceConfig, TenantConfig,
-    WebhookSecrets,
+    WebhookSecrets, is_variable_name,
 };
 pub use directory::TenantDirectory;
-pub use file::{import, parse, render_list};
+pub use edit::{Draft, HIDDEN, changed_fields};
+pub use file::{Problem, check, import, number_owner, parse, render_list};
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};

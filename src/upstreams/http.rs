@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use super::{UpstreamError, UpstreamResult};
 use crate::domain::mask_phones_in;
-use crate::support::{Breaker, BreakerState, now_ms};
+use crate::support::{Breaker, BreakerState, LatencyStats, RecentLatency, now_ms};
 
 /// How an upstream is called; one per upstream kind, overridable by
 /// `WARMLINE_UPSTREAM_<KIND>_TIMEOUT_MS` and the breaker variables.
@@ -147,6 +147,8 @@ pub struct UpstreamClient {
     /// Epoch ms until which the upstream asked us to pause (rate limit).
     paused_until_ms: AtomicI64,
     last_failure: Mutex<Option<LastFailure>>,
+    /// Recent latency and errors by operation, for the admin's upstreams page.
+    latency: RecentLatency,
 }
 
 impl UpstreamClient {
@@ -167,6 +169,7 @@ impl UpstreamClient {
             budget: RetryBudget(Mutex::new(RETRY_BUDGET_MAX)),
             paused_until_ms: AtomicI64::new(0),
             last_failure: Mutex::new(None),
+            latency: RecentLatency::default(),
         }
     }
 
@@ -183,6 +186,11 @@ impl UpstreamClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// p50 / p95 and errors of each operation over the last minutes.
+    pub fn operations(&self) -> Vec<LatencyStats> {
+        self.latency.stats()
     }
 
     /// Sends `call` and decodes a JSON answer.
@@ -231,6 +239,7 @@ impl UpstreamClient {
             Err(e) => e.kind(),
         };
         span.record("outcome", outcome);
+        self.latency.record(operation, elapsed, result.is_ok());
         metrics::counter!(
             "warmline_upstream_requests_total",
             "upstream" => self.name, "operation" => operation, "outcome" => outcome

@@ -14,7 +14,7 @@ use super::http::{ClientSettings, LastFailure, UpstreamClient};
 use super::mem0::Mem0Memory;
 use super::zep::ZepMemory;
 use super::{Calendar, Crm, Memory, Service};
-use crate::support::{BreakerState, Env, SettingsError};
+use crate::support::{BreakerState, Env, LatencyStats, SettingsError};
 use crate::tenants::{CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig};
 
 pub const GHL_BASE_URL: &str = "https://services.leadconnectorhq.com";
@@ -102,6 +102,8 @@ pub struct UpstreamStatus {
     pub base_url: String,
     pub breaker: BreakerState,
     pub last_failure: Option<LastFailure>,
+    /// Recent p50 / p95 and error ratio by operation.
+    pub operations: Vec<LatencyStats>,
 }
 
 pub struct Upstreams {
@@ -261,6 +263,7 @@ impl Upstreams {
                 base_url: base.clone(),
                 breaker: c.breaker_state(),
                 last_failure: c.last_failure(),
+                operations: c.operations(),
             })
             .collect();
         out.sort_by(|a, b| (a.upstream, &a.base_url).cmp(&(b.upstream, &b.base_url)));

@@ -306,7 +306,7 @@ async fn elevenlabs_initiation(
     req: HttpRequest,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    observed(PROVIDER, "conversation_initiation", async {
+    observed(&gate, PROVIDER, "conversation_initiation", async {
         let response = initiation(&calls, &gate, &req, &body).await?;
         Ok(Handled::ok(response, "conversation_initiation"))
     })
@@ -320,7 +320,13 @@ async fn elevenlabs_post_call(
     req: HttpRequest,
     EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
-    observed(PROVIDER, "post_call", post_call(&calls, &gate, &req, &body)).await
+    observed(
+        &gate,
+        PROVIDER,
+        "post_call",
+        post_call(&calls, &gate, &req, &body),
+    )
+    .await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

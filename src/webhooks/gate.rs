@@ -9,6 +9,10 @@ use super::WebhookSettings;
 use crate::calls::Calls;
 use crate::domain::{PhoneNumber, Provider, TenantId};
 use crate::error::ApiError;
+use std::sync::Arc;
+
+use crate::support::RecentLatency;
+use crate::support::attribution::{AnswerSink, Answered};
 
 /// How a request was let in, and for whom it may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,10 @@ pub struct Gate {
     demo_number: Option<PhoneNumber>,
     /// Whether warmline listens on a loopback address only.
     listens_on_loopback: bool,
+    /// Every webhook's latency, by provider, for the admin's summary bar.
+    latency: RecentLatency,
+    /// Where each answer's time and cache lookups are counted by tenant-day.
+    answers: Arc<dyn AnswerSink>,
 }
 
 /// Headers a reverse proxy or tunnel adds: behind one, every request looks
@@ -65,13 +73,24 @@ impl Gate {
         settings: WebhookSettings,
         demo_number: Option<PhoneNumber>,
         listens_on_loopback: bool,
+        latency: RecentLatency,
+        answers: Arc<dyn AnswerSink>,
     ) -> Self {
         super::labels::register_zero();
         Gate {
             settings,
             demo_number,
             listens_on_loopback,
+            latency,
+            answers,
         }
+    }
+
+    /// Counts one answered webhook: its platform's recent latency, and
+    /// its tenant-day's answer times and cache lookups.
+    pub fn answered(&self, provider: &'static str, ok: bool, answered: &Answered) {
+        self.latency.record(provider, answered.elapsed, ok);
+        self.answers.answered(answered);
     }
 
     /// How Vapi's requests are authenticated.

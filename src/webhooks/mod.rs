@@ -72,12 +72,16 @@ impl Handled {
 /// Runs one webhook and counts and times it, under the event it turned out
 /// to be, or `unparsed` when it failed before that was known.
 async fn observed(
+    gate: &Gate,
     provider: &'static str,
     unparsed: &'static str,
     work: impl Future<Output = Result<Handled, ApiError>>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    match work.await {
+    let (result, mut answered) = crate::support::attribution::scope(work).await;
+    answered.elapsed = started.elapsed();
+    gate.answered(provider, result.is_ok(), &answered);
+    match result {
         Ok(h) => {
             record(provider, &h.event, h.outcome, started);
             Ok(h.response)

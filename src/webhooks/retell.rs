@@ -96,7 +96,7 @@ async fn retell_inbound(
     req: HttpRequest,
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
-    observed(PROVIDER, "call_inbound", async {
+    observed(&gate, PROVIDER, "call_inbound", async {
         let response = inbound(&calls, &gate, &req, &body).await?;
         Ok(Handled::ok(response, "call_inbound"))
     })
@@ -203,6 +203,7 @@ fn parse_function(
         provider: Provider::Retell,
         invocation_id: None,
         request: ToolRequest::parse(&name, &args),
+        arguments: args,
         call_id,
         caller: optional_phone(field("from_number").as_deref()),
         called: optional_phone(field("to_number").as_deref()),
@@ -274,7 +275,7 @@ async fn retell_function_named(
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let query = FunctionQuery(query.into_inner());
-    observed(PROVIDER, "function", async {
+    observed(&gate, PROVIDER, "function", async {
         let response = function(&calls, &gate, &req, &body, Some(&name), &query).await?;
         Ok(Handled::ok(response, "function"))
     })
@@ -297,7 +298,7 @@ async fn retell_function(
     query: web::Query<BTreeMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let query = FunctionQuery(query.into_inner());
-    observed(PROVIDER, "function", async {
+    observed(&gate, PROVIDER, "function", async {
         let response = function(&calls, &gate, &req, &body, None, &query).await?;
         Ok(Handled::ok(response, "function"))
     })
@@ -408,7 +409,7 @@ async fn retell_events(
     req: HttpRequest,
     EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
-    observed(PROVIDER, "event", async {
+    observed(&gate, PROVIDER, "event", async {
         let (delivery, _) = admit(
             &gate,
             &calls,

@@ -229,6 +229,7 @@ fn tool_call(item: &Value, p: &Parties) -> ParsedToolCall {
         provider: Provider::Vapi,
         invocation_id: Some(id.to_owned()),
         request: ToolRequest::parse(name, &args),
+        arguments: args,
         call_id: p.call_id.clone(),
         caller: p.caller.clone(),
         called: p.called.clone(),
@@ -423,7 +424,13 @@ async fn vapi(
     req: HttpRequest,
     EventBody(body): EventBody,
 ) -> Result<HttpResponse, ApiError> {
-    observed(PROVIDER, "message", dispatch(&calls, &gate, &req, &body)).await
+    observed(
+        &gate,
+        PROVIDER,
+        "message",
+        dispatch(&calls, &gate, &req, &body),
+    )
+    .await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

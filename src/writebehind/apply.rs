@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{CallEvent, CallId, CallPhase, Provider, TenantId, WriteBack};
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, enqueue_writeback_in, insert_appointment_in,
-    record_applied_in, record_contact_call_in, tenant_for_number_in, upsert_call_in,
+    insert_call_step_in, record_applied_in, record_contact_call_in, tenant_for_number_in,
+    upsert_call_in,
 };
-use crate::store::{CallStatus, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError};
+use crate::store::{
+    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError,
+};
 use crate::support::now_ms;
 
 /// Acknowledged work. Every job has an idempotency key; applying it twice
@@ -38,6 +41,9 @@ pub enum Job {
         tenant_id: Option<TenantId>,
         time_zone: Option<Tz>,
     },
+    /// A step of a call for its detail page (the context answered, a tool
+    /// call), recorded beside the answer, never before it.
+    CallStep { step: Box<CallStep> },
 }
 
 /// What applying a job did.
@@ -59,6 +65,7 @@ impl Job {
             Job::CallEvent { event, .. } => event.idempotency_key(),
             Job::Appointment { appointment, .. } => format!("appointment:{}", appointment.id),
             Job::Fallback { key, .. } => key.clone(),
+            Job::CallStep { step } => step.key.clone(),
         }
     }
 
@@ -102,6 +109,12 @@ impl Job {
                     strip_nul(d);
                 }
             }
+            Job::CallStep { step } => {
+                step.texts_mut().into_iter().for_each(strip_nul);
+                // A journal written by hand or by another version is held
+                // to the same bounds as a live step.
+                step.bound();
+            }
         }
     }
 
@@ -110,6 +123,7 @@ impl Job {
             Job::CallEvent { .. } => "call_event",
             Job::Appointment { .. } => "appointment",
             Job::Fallback { .. } => "fallback",
+            Job::CallStep { .. } => "call_step",
         }
     }
 }
@@ -208,6 +222,15 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                 add_daily_in(conn, t, &day(now_ms(), *time_zone), delta).await?;
             }
             Ok(Outcome::Applied)
+        }
+        Job::CallStep { step } => {
+            // Keyed in its own table too: the ledger forgets after its
+            // retention, a step replayed later must still be stored once.
+            Ok(if insert_call_step_in(conn, step).await? {
+                Outcome::Applied
+            } else {
+                Outcome::Duplicate
+            })
         }
     }
 }

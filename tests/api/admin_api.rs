@@ -281,3 +281,47 @@ async fn cache_counters_are_exported_as_warmline_cache_metrics() {
     );
     assert!(text.contains(r#"warmline_build_info{version=""#), "{text}");
 }
+
+/// A flush scans Redis on a connection of its own, with its own timeout:
+/// a Redis that answers slower than a lookup may wait (paused here for
+/// 300 ms, with lookups allowed 50 ms) is still flushed.
+#[tokio::test]
+async fn a_flush_waits_for_a_slow_redis_longer_than_a_lookup_would() {
+    let Some(redis) = crate::helpers::PrivateRedis::start().await else {
+        return;
+    };
+    let app = spawn_app_with(
+        TestDb::sqlite(),
+        &[
+            ("WARMLINE_ADMIN_TOKEN", TOKEN),
+            ("REDIS_URL", &redis.url()),
+            ("WARMLINE_REDIS_TIMEOUT_MS", "50"),
+        ],
+    )
+    .await;
+    seed_tenants(&app).await;
+    let (status, body) = post(&app, "/admin/api/cache/warmup", Some(TOKEN), json!({})).await;
+    assert_eq!(
+        (status, &body["warmed"]["tenant"]),
+        (200, &json!(3)),
+        "{body}"
+    );
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(300)
+        .arg("ALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = post(
+        &app,
+        "/admin/api/cache/flush",
+        Some(TOKEN),
+        json!({"namespace": "tenant"}),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"flushed": 3})));
+}

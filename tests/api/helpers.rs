@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod cache;
 pub mod upstreams;
 pub mod voice;

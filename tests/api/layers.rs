@@ -114,6 +114,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "settings",
             "simulator",
             "store",
+            "support",
             "telemetry",
             "tenants",
             "upstreams",

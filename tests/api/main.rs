@@ -3,8 +3,13 @@
 
 mod helpers;
 
+mod admin_alerts;
 mod admin_api;
+mod admin_call_detail;
 mod admin_pages;
+mod admin_tenants;
+mod admin_timings;
+mod admin_upstreams;
 mod cache;
 mod cache_redis;
 mod durable_answers;

@@ -19,8 +19,10 @@ async fn a_vapi_assistant_request_is_answered_with_variable_values_under_each_au
         "customer": { "number": "+15550100001" }
     });
     let body = json!({ "message": message }).to_string();
-    let ts = now_ms().to_string();
-    let hmac = sign_vapi(body.as_bytes(), VAPI_SECRET.as_bytes(), now_ms());
+    // One instant: the signature covers the timestamp the header carries.
+    let now = now_ms();
+    let ts = now.to_string();
+    let hmac = sign_vapi(body.as_bytes(), VAPI_SECRET.as_bytes(), now);
     let schemes: Vec<Vec<(&str, String)>> = vec![
         vec![("authorization", format!("Bearer {VAPI_SECRET}"))],
         vec![("x-vapi-secret", VAPI_SECRET.to_owned())],

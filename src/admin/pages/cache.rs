@@ -7,7 +7,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::{Chrome, NAV};
+use super::Chrome;
 use crate::admin::api::{FlushRequest, scope_label, scope_of};
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
@@ -35,7 +35,6 @@ pub struct AuditRow {
 #[template(path = "admin/cache.html")]
 struct CachePage {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
     rows: Vec<NamespaceRow>,
     outcomes: Vec<&'static str>,
     namespaces: Vec<&'static str>,
@@ -103,7 +102,6 @@ async fn cache_page(
         .collect();
     Ok(CachePage {
         chrome: Chrome::new(&console, &op, "/admin/cache").await,
-        nav: NAV,
         rows,
         outcomes: Outcome::ALL.iter().map(|o| o.as_str()).collect(),
         namespaces: Namespace::ALL.iter().map(|n| n.as_str()).collect(),
@@ -155,7 +153,6 @@ impl FlushForm {
 #[template(path = "admin/cache_confirm.html")]
 struct ConfirmPage {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
     what: String,
     scope: String,
     namespace: String,
@@ -175,7 +172,6 @@ async fn flush(
     if form.confirm != "yes" {
         let page = ConfirmPage {
             chrome: Chrome::new(&console, &op, "/admin/cache").await,
-            nav: NAV,
             what,
             scope: form.scope.clone(),
             namespace: form.namespace.clone(),

@@ -1,19 +1,20 @@
 //! `/admin/calls` (the call log, filtered and paged) and
 //! `/admin/calls/{call_id}` (one call: transcript, analysis, durations,
-//! fallback steps, the trace).
+//! the context answered and how, every tool call with its arguments, answer
+//! and latency, fallback steps, the trace).
 
 use actix_web::{get, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::{Chrome, NAV};
+use super::Chrome;
 use crate::admin::AdminSettings;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
-use crate::domain::{CallId, PhoneNumber, Provider, TenantId};
+use crate::domain::{CallId, PhoneNumber, Provider, TenantId, mask_phones_in};
 use crate::error::ApiError;
-use crate::store::{CallFilter, CallRecord, CallStatus};
+use crate::store::{CallFilter, CallRecord, CallStatus, CallStep, ContextAnswered, StepKind};
 use crate::support::now_ms;
 
 const PAGE: u32 = 50;
@@ -84,6 +85,13 @@ fn when(ms: Option<i64>) -> String {
         .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
+/// To the millisecond: a call's steps are seconds apart or less.
+fn when_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(String::new, |t| {
+        t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    })
+}
+
 fn seconds(ms: Option<i64>) -> String {
     ms.map_or_else(String::new, |ms| format!("{:.1} s", ms as f64 / 1000.0))
 }
@@ -124,7 +132,6 @@ impl From<&CallRecord> for Row {
 #[template(path = "admin/calls.html")]
 struct CallsPage {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
     f: Filters,
     rows: Vec<Row>,
     next: Option<String>,
@@ -152,7 +159,6 @@ async fn calls(
     };
     Ok(CallsPage {
         chrome: Chrome::new(&console, &op, "/admin/calls").await,
-        nav: NAV,
         f,
         rows,
         next,
@@ -168,11 +174,101 @@ pub struct Fallback {
     pub at: String,
 }
 
+/// The context the agent was answered with, ready to show.
+pub struct ContextRow {
+    pub at: String,
+    /// `inbound` or `call_started`.
+    pub source: String,
+    pub caller: String,
+    pub memory: &'static str,
+    pub slots: String,
+    /// `fresh`, `stale` or `partial`, and its dot.
+    pub how: &'static str,
+    pub dot: &'static str,
+    pub stale: String,
+    pub missing: String,
+    pub latency: String,
+}
+
+impl ContextRow {
+    fn new(at_ms: i64, latency_ms: i64, source: String, a: &ContextAnswered) -> Self {
+        let caller = if a.caller_withheld {
+            "number withheld: the business only".to_owned()
+        } else {
+            let name = a.customer_name.as_deref().unwrap_or("name unknown");
+            match (a.returning_caller, a.total_calls) {
+                (true, n) if n > 0 => format!("{name}, returning caller ({n} earlier calls)"),
+                (true, _) => format!("{name}, returning caller"),
+                (false, _) => format!("{name}, first call"),
+            }
+        };
+        let how = a.how();
+        ContextRow {
+            at: when_ms(at_ms),
+            source,
+            caller,
+            memory: if a.memory_summary { "yes" } else { "none" },
+            slots: if a.slots_offered.is_empty() {
+                "none".into()
+            } else {
+                a.slots_offered.join("; ")
+            },
+            how,
+            dot: match how {
+                "fresh" => "ok",
+                "stale" => "warn",
+                _ => "error",
+            },
+            stale: a.stale.join(", "),
+            missing: a.missing.join(", "),
+            latency: format!("{latency_ms} ms"),
+        }
+    }
+}
+
+/// A tool call, ready to show (phone numbers in its arguments masked).
+pub struct ToolRow {
+    pub at: String,
+    pub tool: String,
+    pub arguments: String,
+    pub answer: String,
+    pub ok: bool,
+    pub latency: String,
+}
+
+/// The call's steps, split into the context answered and the tool calls,
+/// each in the order they happened.
+fn steps(steps: Vec<CallStep>) -> (Vec<ContextRow>, Vec<ToolRow>) {
+    let (mut contexts, mut tools) = (Vec::new(), Vec::new());
+    for s in steps {
+        match s.what {
+            StepKind::Context { source, answered } => {
+                contexts.push(ContextRow::new(s.at_ms, s.latency_ms, source, &answered));
+            }
+            StepKind::Tool {
+                tool,
+                arguments,
+                answer,
+                ok,
+            } => tools.push(ToolRow {
+                at: when_ms(s.at_ms),
+                tool,
+                arguments: arguments
+                    .as_deref()
+                    .map_or_else(String::new, mask_phones_in),
+                answer,
+                ok,
+                latency: format!("{} ms", s.latency_ms),
+            }),
+        }
+    }
+    (contexts, tools)
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/call.html")]
 struct CallPage {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
     row: Row,
     called: String,
     direction: String,
@@ -182,6 +278,8 @@ struct CallPage {
     successful: String,
     transcript: String,
     analysis: Option<String>,
+    contexts: Vec<ContextRow>,
+    tools: Vec<ToolRow>,
     fallbacks: Vec<Fallback>,
     trace: Option<(String, Option<String>)>,
 }
@@ -212,6 +310,7 @@ async fn call(
             at: when(Some(f.at_ms)),
         })
         .collect();
+    let (contexts, tools) = steps(console.store.call_steps(c.provider, &c.call_id).await?);
     let d = &c.details;
     let trace = d.trace_id.clone().map(|t| {
         let link = settings
@@ -222,7 +321,6 @@ async fn call(
     });
     Ok(CallPage {
         chrome: Chrome::new(&console, &op, "/admin/calls").await,
-        nav: NAV,
         row: Row::from(&c),
         called: d.called.as_ref().map_or_else(String::new, |p| p.masked()),
         direction: d.direction.clone().unwrap_or_default(),
@@ -235,6 +333,8 @@ async fn call(
             .analysis
             .as_ref()
             .and_then(|a| serde_json::to_string_pretty(a).ok()),
+        contexts,
+        tools,
         fallbacks,
         trace,
     })

@@ -6,7 +6,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::{Chrome, NAV};
+use super::Chrome;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
 use crate::error::ApiError;
@@ -22,7 +22,6 @@ pub struct ParkedRow {
 #[template(path = "admin/events.html")]
 struct EventsPage {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
     parked: Vec<ParkedRow>,
     message: Option<String>,
 }
@@ -63,7 +62,6 @@ async fn events(
     });
     Ok(EventsPage {
         chrome: Chrome::new(&console, &op, "/admin/events").await,
-        nav: NAV,
         parked,
         message,
     })

@@ -4,12 +4,16 @@
 //! while the tab is hidden. Every page needs a logged-in [`Operator`];
 //! every form that changes something carries the session's CSRF token.
 
+mod alerts;
 mod cache;
+mod cache_key;
 mod calls;
 mod events;
 mod login;
 mod metrics;
 mod overview;
+mod tenants;
+mod upstreams;
 
 use actix_web::{get, web};
 use askama::Template;
@@ -24,8 +28,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     overview::configure(cfg);
     calls::configure(cfg);
     cache::configure(cfg);
+    cache_key::configure(cfg);
     metrics::configure(cfg);
     events::configure(cfg);
+    tenants::configure(cfg);
+    alerts::configure(cfg);
+    upstreams::configure(cfg);
 }
 
 /// What every page's layout needs: who is logged in, the CSRF token for
@@ -36,6 +44,7 @@ pub struct Chrome {
     pub current: &'static str,
     pub summary: Summary,
     pub version: &'static str,
+    pub nav: &'static [(&'static str, &'static str)],
 }
 
 impl Chrome {
@@ -46,12 +55,22 @@ impl Chrome {
             current,
             summary: console.summary().await,
             version: env!("CARGO_PKG_VERSION"),
+            nav: NAV,
         }
     }
 }
 
 /// The navigation: path, label.
-pub const NAV: &[(&str, &str)] = &[("/admin", "Overview"), ("/admin/events", "Parked events")];
+pub const NAV: &[(&str, &str)] = &[
+    ("/admin", "Overview"),
+    ("/admin/calls", "Calls"),
+    ("/admin/metrics", "Daily metrics"),
+    ("/admin/cache", "Cache"),
+    ("/admin/upstreams", "Upstreams"),
+    ("/admin/tenants", "Tenants"),
+    ("/admin/events", "Parked events"),
+    ("/admin/alerts", "Alerts"),
+];
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/summary.html")]

@@ -4,7 +4,7 @@ use actix_web::{get, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use super::{Chrome, NAV};
+use super::Chrome;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
 
@@ -12,14 +12,12 @@ use crate::admin::session::{Operator, PageError};
 #[template(path = "admin/overview.html")]
 struct Overview {
     chrome: Chrome,
-    nav: &'static [(&'static str, &'static str)],
 }
 
 #[get("/admin")]
 async fn overview(console: web::Data<Console>, op: Operator) -> Result<Overview, PageError> {
     Ok(Overview {
         chrome: Chrome::new(&console, &op, "/admin").await,
-        nav: NAV,
     })
 }
 

@@ -21,6 +21,7 @@ use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
 use super::{CallSession, Calls};
 use crate::cache::LoadError;
 use crate::domain::{DaySpec, Tool, ToolCall, ToolRequest};
+use crate::support::now_ms;
 use crate::upstreams::{Service, Slot};
 use spoken::{day_bounds, join_spoken};
 
@@ -28,26 +29,38 @@ use spoken::{day_bounds, join_spoken};
 pub type ToolResult = Result<String, String>;
 
 impl Calls {
-    /// Runs a tool for its call; counted and timed per tool.
+    /// Runs a tool for its call; counted and timed per tool, and recorded
+    /// on the call (arguments, answer, latency) beside the answer.
     #[tracing::instrument(name = "calls.tool", skip_all, fields(tool = tc.name(), provider = %tc.provider))]
     pub async fn tool(&self, tc: ToolCall) -> ToolResult {
-        let started = Instant::now();
-        let (label, result) = match &tc.request {
-            ToolRequest::Unknown(name) => ("unknown", Err(format!("I can't do \"{name}\" here."))),
-            ToolRequest::BadArguments { tool, problem } => (tool.as_str(), Err(problem.clone())),
+        let (started, at_ms) = (Instant::now(), now_ms());
+        let (label, ran_in, result) = match &tc.request {
+            ToolRequest::Unknown(name) => {
+                ("unknown", None, Err(format!("I can't do \"{name}\" here.")))
+            }
+            ToolRequest::BadArguments { tool, problem } => {
+                (tool.as_str(), None, Err(problem.clone()))
+            }
             ToolRequest::Run(tool) => {
-                let result = match self.resolve_session(&tc).await {
-                    Ok(session) => self.run_tool(&tc, tool, &session).await,
-                    Err(e) => Err(e),
+                let (ran_in, result) = match self.resolve_session(&tc).await {
+                    Ok(session) => {
+                        let t = &session.tenant;
+                        crate::support::attribution::tenant(t.id.as_str(), t.time_zone);
+                        let result = self.run_tool(&tc, tool, &session).await;
+                        (Some(session), result)
+                    }
+                    Err(e) => (None, Err(e)),
                 };
-                (tool.name().as_str(), result)
+                (tool.name().as_str(), ran_in, result)
             }
         };
+        let elapsed = started.elapsed();
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("warmline_tool_calls_total", "tool" => label, "outcome" => outcome)
             .increment(1);
         metrics::histogram!("warmline_tool_duration_seconds", "tool" => label)
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        self.record_tool(&tc, ran_in.as_ref(), at_ms, elapsed, &result);
         result
     }
 
