@@ -144,7 +144,7 @@ impl Console {
             stale_served,
             webhook_p95: self
                 .webhook_latency
-                .overall()
+                .answered()
                 .map_or_else(|| "–".into(), |s| format!("{:.0} ms", s.p95_ms)),
             writebehind_depth: spill.pending(),
             parked: spill.parked().map_or(0, |p| p.len()),

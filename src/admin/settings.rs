@@ -33,6 +33,11 @@ pub struct AdminSettings {
     pub trace_url: Option<String>,
     /// `WARMLINE_ALERT_*`: the thresholds of the alerts page's evaluation.
     pub alerts: super::alerts::AlertSettings,
+    /// `WARMLINE_ADMIN_UPSTREAM_HOSTS`: hosts besides each adapter kind's
+    /// official API that a tenant's `base_url` may name when set from the
+    /// admin pages (comma-separated, e.g. `127.0.0.1` for the simulator),
+    /// lower case. `warmline tenants import` is not limited.
+    pub upstream_hosts: Vec<String>,
 }
 
 impl AdminSettings {
@@ -66,6 +71,24 @@ impl AdminSettings {
                 "must contain `{trace_id}`, e.g. http://localhost:16686/trace/{trace_id}",
             ));
         }
+        let upstream_hosts = env
+            .get("WARMLINE_ADMIN_UPSTREAM_HOSTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(crate::tenants::normal_host)
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                if h.contains(['/', ':', '@', ' ']) && h.parse::<std::net::Ipv6Addr>().is_err() {
+                    Err(SettingsError::new(
+                        "WARMLINE_ADMIN_UPSTREAM_HOSTS",
+                        "must be host names or addresses, comma-separated (e.g. 127.0.0.1), \
+                         without scheme, port or path",
+                    ))
+                } else {
+                    Ok(h)
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(AdminSettings {
             token,
             password: hash("WARMLINE_ADMIN_PASSWORD_HASH")?,
@@ -76,6 +99,7 @@ impl AdminSettings {
             session_max: env.millis_or("WARMLINE_ADMIN_SESSION_MAX_MS", 12 * 3600 * 1000)?,
             trace_url,
             alerts: super::alerts::AlertSettings::from_env(env)?,
+            upstream_hosts,
         })
     }
 
@@ -84,5 +108,30 @@ impl AdminSettings {
         self.password.is_some()
             || self.viewer_password.is_some()
             || self.one_time_password.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn hosts(value: &str) -> Result<Vec<String>, SettingsError> {
+        let vars = HashMap::from([("WARMLINE_ADMIN_UPSTREAM_HOSTS".to_owned(), value.to_owned())]);
+        AdminSettings::from_env(&Env::new(&vars)).map(|s| s.upstream_hosts)
+    }
+
+    #[test]
+    fn admin_upstream_hosts_are_a_comma_separated_list_of_bare_hosts() {
+        assert_eq!(
+            hosts(" 127.0.0.1, Sim.Test ,,[::1]").unwrap(),
+            ["127.0.0.1", "sim.test", "::1"]
+        );
+        assert!(hosts("").unwrap().is_empty());
+        for bad in ["http://sim.test", "sim.test:8080", "sim.test/x", "a b"] {
+            let e = hosts(bad).unwrap_err().to_string();
+            assert!(e.contains("WARMLINE_ADMIN_UPSTREAM_HOSTS"), "{bad}: {e}");
+        }
     }
 }

@@ -133,6 +133,34 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// `(active, resolved)`: the active alerts (oldest first) and the
+    /// `limit` most recently resolved (newest first), as the alerts page
+    /// shows them. One statement,
+    /// so one snapshot: an alert that resolves while the page is read is in
+    /// one list or the other. Two reads let it show in both, firing and
+    /// resolved at once.
+    pub async fn alert_board(&self, limit: u32) -> Result<(Vec<AlertRecord>, Vec<AlertRecord>)> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, active FROM alerts WHERE active = 1
+             OR id IN (SELECT id FROM alerts WHERE active IS NULL
+                       ORDER BY resolved_at_ms DESC, id DESC LIMIT $1)"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let (mut active, mut resolved) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let list = match r.try_get::<Option<i64>, _>("active")? {
+                Some(_) => &mut active,
+                None => &mut resolved,
+            };
+            list.push(record(r)?);
+        }
+        active.sort_by_key(|a: &AlertRecord| (a.started_at_ms, a.id));
+        resolved.sort_by_key(|a: &AlertRecord| std::cmp::Reverse((a.resolved_at_ms, a.id)));
+        Ok((active, resolved))
+    }
+
     /// The `limit` most recently resolved alerts, newest first.
     pub async fn resolved_alerts(&self, limit: u32) -> Result<Vec<AlertRecord>> {
         let rows = sqlx::query(&format!(

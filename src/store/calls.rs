@@ -134,11 +134,53 @@ pub struct CallFilter {
     pub from_number: Option<PhoneNumber>,
     pub provider: Option<Provider>,
     pub status: Option<CallStatus>,
+    pub outcome: Option<CallOutcome>,
+    /// Calls with (or without) an appointment booked.
+    pub booked: Option<bool>,
+    /// Calls where (or where no) fallback was taken.
+    pub fallback_used: Option<bool>,
+    /// Words in the call id, summary or transcript (any case).
+    pub search: Option<String>,
     pub since_ms: Option<i64>,
     /// Exclusive upper bound on creation time: pass the last row's
     /// `created_at_ms` to page backwards.
     pub before_ms: Option<i64>,
     pub limit: u32,
+}
+
+/// A call's outcome as the platform's analysis judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    Successful,
+    Unsuccessful,
+    /// Not (yet) analysed.
+    Unknown,
+}
+
+impl std::str::FromStr for CallOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "successful" => Ok(CallOutcome::Successful),
+            "unsuccessful" => Ok(CallOutcome::Unsuccessful),
+            "unknown" => Ok(CallOutcome::Unknown),
+            _ => Err("expected successful, unsuccessful or unknown".into()),
+        }
+    }
+}
+
+/// `LIKE` pattern matching `text` anywhere, its wildcards taken literally
+/// (with `ESCAPE '\'`).
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 const COLUMNS: &str = "provider, call_id, tenant_id, from_number, to_number, direction, status,
@@ -385,29 +427,81 @@ impl Store {
 
     /// Newest first, filtered as the admin's call log asks.
     pub async fn list_calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>> {
-        let mut clauses = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
         let mut binds = Vec::new();
-        let mut push = |clause: &str, bind: Bind| {
+        // `?` in a clause becomes the next placeholder, bound to `bind`.
+        let mut push = |clauses: &mut Vec<String>, clause: &str, bind: Bind| {
             binds.push(bind);
             clauses.push(clause.replace('?', &format!("${}", binds.len())));
         };
         if let Some(t) = &f.tenant_id {
-            push("tenant_id = ?", Bind::Text(t.as_str().to_owned()));
+            push(
+                &mut clauses,
+                "tenant_id = ?",
+                Bind::Text(t.as_str().to_owned()),
+            );
         }
         if let Some(n) = &f.from_number {
-            push("from_number = ?", Bind::Text(n.as_str().to_owned()));
+            push(
+                &mut clauses,
+                "from_number = ?",
+                Bind::Text(n.as_str().to_owned()),
+            );
         }
         if let Some(p) = f.provider {
-            push("provider = ?", Bind::Text(p.as_str().to_owned()));
+            push(
+                &mut clauses,
+                "provider = ?",
+                Bind::Text(p.as_str().to_owned()),
+            );
         }
         if let Some(s) = f.status {
-            push("status = ?", Bind::Text(s.as_str().to_owned()));
+            push(
+                &mut clauses,
+                "status = ?",
+                Bind::Text(s.as_str().to_owned()),
+            );
+        }
+        match f.outcome {
+            Some(CallOutcome::Successful) => push(&mut clauses, "successful = ?", Bind::Int(1)),
+            Some(CallOutcome::Unsuccessful) => push(&mut clauses, "successful = ?", Bind::Int(0)),
+            Some(CallOutcome::Unknown) => clauses.push("successful IS NULL".into()),
+            None => {}
+        }
+        let exists = |yes: bool, table: &str, extra: &str| {
+            format!(
+                "{}EXISTS (SELECT 1 FROM {table} x WHERE x.provider = calls.provider AND x.call_id = calls.call_id{extra})",
+                if yes { "" } else { "NOT " }
+            )
+        };
+        if let Some(yes) = f.booked {
+            clauses.push(exists(yes, "appointments", " AND x.status = 'booked'"));
+        }
+        if let Some(yes) = f.fallback_used {
+            clauses.push(exists(yes, "call_fallbacks", ""));
+        }
+        if let Some(words) = f.search.as_deref().filter(|w| !w.is_empty()) {
+            let pattern = contains_pattern(words);
+            for column in [
+                "call_id",
+                "COALESCE(summary, '')",
+                "COALESCE(transcript, '')",
+            ] {
+                push(
+                    &mut clauses,
+                    &format!("LOWER({column}) LIKE ? ESCAPE '\\'"),
+                    Bind::Text(pattern.clone()),
+                );
+            }
+            // The three alternatives are one condition.
+            let alternatives = clauses.split_off(clauses.len() - 3).join(" OR ");
+            clauses.push(format!("({alternatives})"));
         }
         if let Some(since) = f.since_ms {
-            push("created_at_ms >= ?", Bind::Int(since));
+            push(&mut clauses, "created_at_ms >= ?", Bind::Int(since));
         }
         if let Some(before) = f.before_ms {
-            push("created_at_ms < ?", Bind::Int(before));
+            push(&mut clauses, "created_at_ms < ?", Bind::Int(before));
         }
         let where_sql = if clauses.is_empty() {
             String::new()

@@ -31,7 +31,9 @@ pub use alerts::{AlertRecord, NewAlert, TenantDay};
 pub use appointments::{AppointmentRecord, NewAppointment};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use call_steps::{CallStep, ContextAnswered, MAX_STEP_TEXT, StepKind};
-pub use calls::{CallFallback, CallFilter, CallRecord, CallStatus, CallUpdate, CallUpsert};
+pub use calls::{
+    CallFallback, CallFilter, CallOutcome, CallRecord, CallStatus, CallUpdate, CallUpsert,
+};
 pub use contacts::{ContactRecord, ContactUpdate};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;

@@ -31,11 +31,18 @@ impl DatabaseSettings {
                 ),
             ));
         }
+        let rollup_flush = env.millis_or("WARMLINE_ROLLUP_FLUSH_MS", 10_000)?;
+        if rollup_flush.is_zero() {
+            return Err(SettingsError::new(
+                "WARMLINE_ROLLUP_FLUSH_MS",
+                "`0`: expected at least 1 ms",
+            ));
+        }
         Ok(DatabaseSettings {
             url: url.into(),
             max_connections: env.count_or("WARMLINE_DB_MAX_CONNECTIONS", 10, 1)?,
             acquire_timeout: env.millis_or("WARMLINE_DB_ACQUIRE_TIMEOUT_MS", 2_000)?,
-            rollup_flush: env.millis_or("WARMLINE_ROLLUP_FLUSH_MS", 10_000)?,
+            rollup_flush,
         })
     }
 }

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 pub const WINDOW: Duration = Duration::from_secs(300);
 /// At most this many samples are kept per label (the newest).
 const CAP: usize = 4096;
+/// The label of requests refused before they were answered (bad or missing
+/// credentials): shown on their own, left out of [`RecentLatency::answered`].
+pub const REFUSED: &str = "refused";
 
 #[derive(Clone, Copy)]
 struct Sample {
@@ -112,17 +115,20 @@ impl RecentLatency {
             .collect()
     }
 
-    /// The figures over every label together, `None` before any sample.
-    pub fn overall(&self) -> Option<LatencyStats> {
+    /// The figures over every label but [`REFUSED`] together, `None`
+    /// before any sample: what callers waited for, which a flood of
+    /// unauthenticated requests cannot pull down.
+    pub fn answered(&self) -> Option<LatencyStats> {
         let now = Instant::now();
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let recent: Vec<Sample> = series
-            .values()
-            .flatten()
+            .iter()
+            .filter(|(label, _)| label.as_str() != REFUSED)
+            .flat_map(|(_, samples)| samples)
             .filter(|s| now.duration_since(s.at) <= self.window)
             .copied()
             .collect();
-        (!recent.is_empty()).then(|| Self::figures("all", &recent))
+        (!recent.is_empty()).then(|| Self::figures("answered", &recent))
     }
 
     fn figures(label: &str, samples: &[Sample]) -> LatencyStats {
@@ -155,8 +161,11 @@ mod tests {
         assert_eq!((a.label.as_str(), a.count, a.errors), ("a", 100, 10));
         assert_eq!((a.p50_ms, a.p95_ms), (50.0, 95.0));
         assert!((a.error_ratio() - 0.1).abs() < 1e-9);
-        let all = recent.overall().unwrap();
+        let all = recent.answered().unwrap();
         assert_eq!((all.count, all.p95_ms), (101, 96.0));
+        recent.record(REFUSED, Duration::from_millis(1), false);
+        assert_eq!(recent.answered().unwrap().count, 101, "refusals are apart");
+        assert_eq!(recent.stats().len(), 3);
     }
 
     #[test]
@@ -165,7 +174,7 @@ mod tests {
         recent.record("a", Duration::from_millis(5), true);
         std::thread::sleep(Duration::from_millis(2));
         assert!(recent.stats().is_empty());
-        assert!(recent.overall().is_none());
+        assert!(recent.answered().is_none());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::fmt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::guard::is_reserved_variable;
 use crate::support::constant_time_eq;
 
 /// An inline secret. It is serialised (the database must keep it) but never
@@ -64,9 +65,14 @@ pub struct Credential {
 }
 
 impl Credential {
-    /// The secret, from the environment variable if one is named.
+    /// The secret, from the environment variable if one is named — never
+    /// from one of warmline's own settings, whatever is stored.
     pub fn resolve(&self, what: &str) -> Result<SecretString, String> {
         match (&self.token, &self.token_env) {
+            (_, Some(var)) if is_reserved_variable(var) => Err(format!(
+                "{what}: environment variable {var} is one of warmline's own settings, \
+                 not a tenant credential"
+            )),
             (_, Some(var)) => std::env::var(var)
                 .ok()
                 .filter(|v| !v.is_empty())
@@ -238,6 +244,14 @@ impl TenantConfig {
                 return Err(format!(
                     "`{at}.token_env` must be the name of an environment variable \
                      (capitals, digits and `_`, such as ACME_GHL_TOKEN), not the secret itself"
+                ));
+            }
+            if let Some(var) = &c.token_env
+                && is_reserved_variable(var)
+            {
+                return Err(format!(
+                    "`{at}.token_env`: {var} is one of warmline's own settings, never a \
+                     tenant's credential; give a variable of the tenant's own"
                 ));
             }
         }
@@ -433,5 +447,34 @@ mod tests {
             assert!(bad.is_empty() || !e.contains(bad), "{e}");
         }
         assert!(is_variable_name("ZEP_API_KEY") && is_variable_name("_X1"));
+    }
+
+    #[test]
+    fn warmlines_own_settings_are_refused_as_a_tenant_credential_and_never_resolved() {
+        for var in [
+            "DATABASE_URL",
+            "REDIS_URL",
+            "VAPI_SECRET",
+            "WARMLINE_ADMIN_TOKEN",
+            "PATH",
+        ] {
+            let credential = Credential {
+                token: None,
+                token_env: Some(var.into()),
+            };
+            let cfg = TenantConfig {
+                webhook_secrets: Some(WebhookSecrets {
+                    vapi: Some(credential.clone()),
+                    ..WebhookSecrets::default()
+                }),
+                ..TenantConfig::default()
+            };
+            let e = cfg.validate().unwrap_err();
+            assert!(e.contains("`webhook_secrets.vapi.token_env`"), "{e}");
+            assert!(e.contains("warmline's own settings"), "{e}");
+            // Stored before the rule existed, it still resolves to nothing.
+            let e = credential.resolve("memory").unwrap_err();
+            assert!(e.contains("warmline's own settings"), "{e}");
+        }
     }
 }

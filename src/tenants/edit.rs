@@ -4,12 +4,17 @@
 //! checked by the same [`check`] as `warmline tenants import`.
 //!
 //! Secrets stay out of the browser. The document is shown with every secret
-//! as `***`, and `***` sent back stands for the secret stored there. A new
-//! secret typed in is refused: credentials are given as the name of an
-//! environment variable (`token_env`), and a tenant file imported on the
-//! server is the way to store anything else secret. When the operator's
-//! text is shown back (to correct a mistake), secret-named values in it
-//! are hidden too.
+//! as `***`, and `***` sent back stands for the secret stored there — as
+//! long as it would go where it went before. A new secret typed in is
+//! refused: credentials are given as the name of an environment variable
+//! (`token_env`), and a tenant file imported on the server is the way to
+//! store anything else secret. When the operator's text is shown back (to
+//! correct a mistake), secret values in it are hidden too. Which values
+//! are secret is `hidden`'s business.
+//!
+//! A browser session is trusted less than the operator's shell: an
+//! adapter's `base_url` set here must pass `guard`'s host rule, which
+//! `warmline tenants import` does not apply.
 //!
 //! This file decides nothing about what a valid tenant is; that is
 //! [`check`]'s and [`TenantConfig`]'s business.
@@ -17,12 +22,13 @@
 use serde_json::Value;
 
 use super::file::{Problem, check};
-use super::{Tenant, TenantConfig, is_variable_name};
+use super::guard::{UpstreamHosts, check_base_urls};
+use super::hidden::{
+    hide_in_text, hide_values, is_secret_key, refuse_new_secrets, restore_secrets,
+};
+use super::{Tenant, TenantConfig};
 use crate::domain::TenantId;
 use crate::store::NewTenant;
-
-/// What stands for a stored secret, shown and sent back.
-pub const HIDDEN: &str = "***";
 
 /// The document a new tenant's form starts with.
 const EXAMPLE: &str = r#"# Everything but the fields above, as a `warmline tenants import` file
@@ -84,9 +90,16 @@ impl Draft {
     }
 
     /// Checks the draft and makes the row to store. `stored` is the tenant
-    /// being edited: its id is kept and its secrets are what `***` stands
-    /// for. `None` creates a tenant with the draft's id.
-    pub fn check(&self, stored: Option<&Tenant>) -> Result<NewTenant, Problem> {
+    /// being edited: its id is kept, its secrets are what `***` stands for
+    /// (where they would go as before), and its adapters' URLs stay
+    /// allowed. `None` creates a tenant with the draft's id. An adapter's
+    /// new `base_url` must be its official API's or on one of
+    /// `upstream_hosts` (`WARMLINE_ADMIN_UPSTREAM_HOSTS`).
+    pub fn check(
+        &self,
+        stored: Option<&Tenant>,
+        upstream_hosts: &UpstreamHosts,
+    ) -> Result<NewTenant, Problem> {
         let problem = |field, message: String| Problem { field, message };
         let id = match stored {
             Some(t) => t.id.clone(),
@@ -100,22 +113,25 @@ impl Draft {
             }
         };
         let mut doc = parse_document(&self.document)?;
-        refuse_new_secrets(&doc, "").map_err(|m| problem("config", m))?;
+        refuse_new_secrets(&doc, "", false).map_err(|m| problem("config", m))?;
         let kept = match stored {
             Some(t) => serde_json::to_value(&t.config).unwrap_or(Value::Null),
             None => Value::Null,
         };
-        restore_secrets(&mut doc, &kept, "").map_err(|m| problem("config", m))?;
+        restore_secrets(&mut doc, &kept, "", false, None).map_err(|m| problem("config", m))?;
         let config: TenantConfig = crate::support::json::from_value(doc, "tenant configuration")
             .map_err(|e| problem("config", e.to_string()))?;
-        check(
+        let row = check(
             id,
             &self.phone_number,
             &self.name,
             &self.time_zone,
             &config,
             stored.is_some_and(|t| t.is_demo),
-        )
+        )?;
+        check_base_urls(&config, stored.map(|t| &t.config), upstream_hosts)
+            .map_err(|m| problem("config", m))?;
+        Ok(row)
     }
 }
 
@@ -156,7 +172,7 @@ fn document_of(config: &TenantConfig) -> String {
     let mut shown = config.redacted();
     if let Some(assistant) = &mut shown.vapi_assistant {
         for (key, value) in assistant.iter_mut() {
-            hide_values(key, value);
+            hide_values(value, is_secret_key(key));
         }
     }
     if *config == TenantConfig::default() {
@@ -165,87 +181,6 @@ fn document_of(config: &TenantConfig) -> String {
     toml::to_string_pretty(&shown)
         .or_else(|_| serde_json::to_string_pretty(&shown).map_err(|_| ()))
         .unwrap_or_default()
-}
-
-/// Whether a key names a secret (`token`, `secret`, `serverUrlSecret`,
-/// `api_key`, `password`…) — but not `token_env`, which names a variable.
-fn is_secret_key(key: &str) -> bool {
-    let k: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    ["token", "secret", "password", "apikey"]
-        .iter()
-        .any(|end| k.ends_with(end))
-}
-
-/// Replaces every string under a secret-named key, at any depth, by `***`.
-fn hide_values(key: &str, value: &mut Value) {
-    match value {
-        Value::String(s) if is_secret_key(key) && !s.is_empty() => *s = HIDDEN.into(),
-        Value::Object(map) => map.iter_mut().for_each(|(k, v)| hide_values(k, v)),
-        Value::Array(items) => items.iter_mut().for_each(|v| hide_values(key, v)),
-        _ => {}
-    }
-}
-
-fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// A secret typed into the document (anything but `***` under a
-/// secret-named key) is refused, named by its path, never quoted.
-fn refuse_new_secrets(value: &Value, path: &str) -> Result<(), String> {
-    match value {
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| match v {
-            Value::String(s) if is_secret_key(k) && !s.is_empty() && s != HIDDEN => Err(format!(
-                "`{}` holds a secret: secrets are not entered here. Put it in an environment \
-                 variable and give the variable's name in `token_env` (or import the tenant \
-                 from a file with `warmline tenants import`)",
-                child(path, k)
-            )),
-            _ => refuse_new_secrets(v, &child(path, k)),
-        }),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| refuse_new_secrets(v, &format!("{path}[{i}]"))),
-        _ => Ok(()),
-    }
-}
-
-/// Puts the stored secret back wherever `***` stands under a secret-named
-/// key; `***` where nothing is stored is a mistake.
-fn restore_secrets(value: &mut Value, stored: &Value, path: &str) -> Result<(), String> {
-    match value {
-        Value::Object(map) => map.iter_mut().try_for_each(|(k, v)| {
-            let here = child(path, k);
-            let old = stored.get(k.as_str()).unwrap_or(&Value::Null);
-            match v {
-                Value::String(s) if is_secret_key(k) && s == HIDDEN => match old {
-                    Value::String(secret) => {
-                        *s = secret.clone();
-                        Ok(())
-                    }
-                    _ => Err(format!(
-                        "`{here}`: `{HIDDEN}` stands for the secret stored here, and none is; \
-                         name an environment variable in `token_env` instead"
-                    )),
-                },
-                _ => restore_secrets(v, old, &here),
-            }
-        }),
-        Value::Array(items) => items.iter_mut().enumerate().try_for_each(|(i, v)| {
-            let old = stored.get(i).unwrap_or(&Value::Null);
-            restore_secrets(v, old, &format!("{path}[{i}]"))
-        }),
-        _ => Ok(()),
-    }
 }
 
 /// The document's text as a JSON object: TOML, or JSON when it starts
@@ -286,107 +221,17 @@ fn parse_document(text: &str) -> Result<Value, Problem> {
     }
 }
 
-/// The operator's text with every value of a secret-named key replaced by
-/// `***`, keeping everything else as typed — also when the text does not
-/// parse. Values are TOML or JSON strings (`"…"`, `'…'`, triple-quoted)
-/// or, mistyped, bare words.
-fn hide_in_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find(['=', ':']) {
-        let (head, tail) = rest.split_at(at + 1);
-        out.push_str(head);
-        let key = key_before(&head[..at]);
-        // A variable's name is shown, unless it is a secret in its place.
-        let hide: fn(&str) -> bool = if is_secret_key(key) {
-            |_| true
-        } else if key.to_ascii_lowercase().ends_with("token_env") {
-            |content| !is_variable_name(content)
-        } else {
-            rest = tail;
-            continue;
-        };
-        let value = tail.trim_start_matches([' ', '\t']);
-        out.push_str(&tail[..tail.len() - value.len()]);
-        let (shown, after) = hide_value(value, hide);
-        out.push_str(&shown);
-        rest = after;
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The key just before a `=` or `:`: a bare word or a quoted name.
-fn key_before(head: &str) -> &str {
-    let h = head.trim_end_matches([' ', '\t']);
-    let h = h
-        .strip_suffix('"')
-        .or_else(|| h.strip_suffix('\''))
-        .unwrap_or(h);
-    let start = h
-        .char_indices()
-        .rev()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-        .map_or(0, |(i, c)| i + c.len_utf8());
-    &h[start..]
-}
-
-/// The value at the start of `value` as it may be shown — `***` when
-/// `hide` says so of its content — and the text after it.
-fn hide_value(value: &str, hide: fn(&str) -> bool) -> (String, &str) {
-    for quote in ["\"\"\"", "'''", "\"", "'"] {
-        let Some(inner) = value.strip_prefix(quote) else {
-            continue;
-        };
-        let end = if quote == "\"" {
-            closing_double_quote(inner)
-        } else {
-            inner.find(quote)
-        };
-        return match end {
-            Some(end) if end == 0 || !hide(&inner[..end]) => (
-                format!("{quote}{}{quote}", &inner[..end]),
-                &inner[end + quote.len()..],
-            ),
-            Some(end) => (
-                format!("{quote}{HIDDEN}{quote}"),
-                &inner[end + quote.len()..],
-            ),
-            // Unterminated: hide the rest of the line.
-            None => (
-                format!("{quote}{HIDDEN}"),
-                inner.find('\n').map_or("", |n| &inner[n..]),
-            ),
-        };
-    }
-    let end = value
-        .find([',', '}', ']', '\n', ' ', '\t', '#'])
-        .unwrap_or(value.len());
-    if end == 0 || !hide(&value[..end]) {
-        (value[..end].to_owned(), &value[end..])
-    } else {
-        (HIDDEN.to_owned(), &value[end..])
-    }
-}
-
-/// Where a `"`-string's closing quote is, backslash escapes skipped.
-fn closing_double_quote(inner: &str) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in inner.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '"' => return Some(i),
-            '\n' => return None,
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A made-up official host for Zep: tests here know no SaaS.
+    fn test_hosts(allowed: &[&str]) -> UpstreamHosts {
+        UpstreamHosts {
+            official: vec![("zep", "zep.official.test".into())],
+            allowed: allowed.iter().map(|h| (*h).to_owned()).collect(),
+        }
+    }
 
     fn draft(document: &str) -> Draft {
         Draft {
@@ -399,7 +244,7 @@ mod tests {
     }
 
     fn stored(config: serde_json::Value) -> Tenant {
-        let row = draft("").check(None).unwrap();
+        let row = draft("").check(None, &UpstreamHosts::default()).unwrap();
         Tenant::from_row(crate::store::TenantRow {
             id: row.id,
             phone_number: row.phone_number,
@@ -424,7 +269,27 @@ mod tests {
         assert!(!shown.document.contains("pit-secret"), "{}", shown.document);
         assert!(!shown.document.contains("srv-secret"), "{}", shown.document);
         assert!(shown.document.contains("ZEP_API_KEY"), "{}", shown.document);
-        let back = shown.check(Some(&t)).unwrap();
+        let back = shown.check(Some(&t), &test_hosts(&[])).unwrap();
+        let config: TenantConfig = serde_json::from_str(&back.config).unwrap();
+        assert_eq!(config, t.config, "the secrets behind *** are kept");
+    }
+
+    #[test]
+    fn an_inline_assistants_headers_and_credential_keys_are_hidden_and_kept() {
+        let t = stored(serde_json::json!({
+            "vapi_assistant": {
+                "name": "R",
+                "server": { "url": "https://x", "headers": { "X-Api": "hdr-secret" } },
+                "credentials": [{ "provider": "p", "privateKey": "pk-secret" }],
+                "model": { "Authorization": "auth-secret", "cookie": "ck-secret",
+                           "secretAccessKey": "sak-secret", "bearer": "br-secret" },
+            },
+        }));
+        let shown = Draft::of(&t);
+        for secret in ["hdr-", "pk-", "auth-", "ck-", "sak-", "br-"] {
+            assert!(!shown.document.contains(secret), "{}", shown.document);
+        }
+        let back = shown.check(Some(&t), &test_hosts(&[])).unwrap();
         let config: TenantConfig = serde_json::from_str(&back.config).unwrap();
         assert_eq!(config, t.config, "the secrets behind *** are kept");
     }
@@ -432,27 +297,33 @@ mod tests {
     #[test]
     fn a_secret_typed_in_is_refused_by_path_and_hidden_when_shown_back() {
         let typed = r#"crm = { kind = "gohighlevel", location_id = "loc_1", token = "pit-typed" }"#;
-        let e = draft(typed).check(None).unwrap_err();
+        let e = draft(typed)
+            .check(None, &UpstreamHosts::default())
+            .unwrap_err();
         assert_eq!(e.field, "config");
         assert!(e.message.contains("`crm.token`"), "{e}");
         assert!(!e.message.contains("pit-typed"), "{e}");
         assert!(!draft(typed).shown().document.contains("pit-typed"));
 
         let placeholder = r#"memory = { kind = "zep", token = "***" }"#;
-        let e = draft(placeholder).check(None).unwrap_err();
+        let e = draft(placeholder)
+            .check(None, &UpstreamHosts::default())
+            .unwrap_err();
         assert!(e.message.contains("`memory.token`"), "{e}");
     }
 
     #[test]
     fn mistakes_name_their_field_or_path() {
         let e = draft("memory = { kind = \"zep\", token_env = \"ZEP\" }\nbogus = 1")
-            .check(None)
+            .check(None, &UpstreamHosts::default())
             .unwrap_err();
         assert!(e.message.contains("unknown field `bogus`"), "{e}");
-        let e = draft("crm = {").check(None).unwrap_err();
+        let e = draft("crm = {")
+            .check(None, &UpstreamHosts::default())
+            .unwrap_err();
         assert!(e.message.contains("line 1"), "{e}");
         let e = draft(r#"{"services": [{"id": "s"}]}"#)
-            .check(None)
+            .check(None, &UpstreamHosts::default())
             .unwrap_err();
         assert!(
             e.message.contains("services[0]") || e.message.contains("`name`"),
@@ -460,27 +331,56 @@ mod tests {
         );
         let mut d = draft("");
         d.time_zone = "Mars/Olympus".into();
-        assert_eq!(d.check(None).unwrap_err().field, "time_zone");
+        assert_eq!(
+            d.check(None, &UpstreamHosts::default()).unwrap_err().field,
+            "time_zone"
+        );
         d = draft("");
         d.id = "new".into();
-        assert_eq!(d.check(None).unwrap_err().field, "id");
+        assert_eq!(
+            d.check(None, &UpstreamHosts::default()).unwrap_err().field,
+            "id"
+        );
     }
 
     #[test]
-    fn secrets_are_hidden_in_text_that_does_not_parse() {
-        for (typed, secret) in [
-            (r#"token = "abc-1" x"#, "abc-1"),
-            (r#"{"apiKey": "k\"ey-2", "b": 1"#, "ey-2"),
-            ("token = bare-3\nname = 'x'", "bare-3"),
-            ("secret = '''multi-4'''", "multi-4"),
-            ("token = \"unterminated-5\nrest", "unterminated-5"),
-            (r#"memory = { kind = "zep", token_env = "pit-6" }"#, "pit-6"),
-        ] {
-            let shown = hide_in_text(typed);
-            assert!(!shown.contains(secret), "{typed} → {shown}");
-        }
-        let kept = "base_url = \"http://sim:1\"\ntoken_env = \"ZEP_API_KEY\"";
-        assert_eq!(hide_in_text(kept), kept);
+    fn an_edit_cannot_send_a_credential_to_a_host_of_its_choosing() {
+        let t = stored(serde_json::json!({
+            "memory": { "kind": "zep", "base_url": "http://sim.internal:4010", "token": "zep-secret" },
+        }));
+        let with = |memory: &str| {
+            let mut d = Draft::of(&t);
+            d.document = format!("memory = {memory}");
+            d
+        };
+        // The attack of the review: warmline's own secret to the attacker.
+        let e = with(r#"{ kind = "zep", base_url = "https://attacker.example", token_env = "DATABASE_URL" }"#)
+            .check(Some(&t), &test_hosts(&[]))
+            .unwrap_err();
+        assert!(e.message.contains("`memory.token_env`"), "{e}");
+        let e = with(
+            r#"{ kind = "zep", base_url = "https://attacker.example", token_env = "ACME_ZEP" }"#,
+        )
+        .check(Some(&t), &test_hosts(&[]))
+        .unwrap_err();
+        assert!(e.message.contains("`memory.base_url`"), "{e}");
+        assert!(!e.message.contains("attacker"), "{e}");
+        // The stored secret follows only the stored URL.
+        let e = with(r#"{ kind = "zep", base_url = "https://zep.official.test", token = "***" }"#)
+            .check(Some(&t), &test_hosts(&[]))
+            .unwrap_err();
+        assert!(e.message.contains("give the credential again"), "{e}");
+        let kept =
+            with(r#"{ kind = "zep", base_url = "http://sim.internal:4010", token = "***" }"#);
+        assert!(kept.check(Some(&t), &test_hosts(&[])).is_ok());
+        let official = with(
+            r#"{ kind = "zep", base_url = "https://zep.official.test", token_env = "ACME_ZEP" }"#,
+        );
+        assert!(official.check(Some(&t), &test_hosts(&[])).is_ok());
+        let listed =
+            with(r#"{ kind = "zep", base_url = "http://127.0.0.1:9", token_env = "ACME_ZEP" }"#);
+        assert!(listed.check(Some(&t), &test_hosts(&[])).is_err());
+        assert!(listed.check(Some(&t), &test_hosts(&["127.0.0.1"])).is_ok());
     }
 
     #[test]
@@ -489,7 +389,7 @@ mod tests {
         let mut d = Draft::of(&t);
         d.name = "Acme Smiles".into();
         d.document = "memory = { kind = \"zep\", token_env = \"ZEP_API_KEY\" }".into();
-        let after = d.check(Some(&t)).unwrap();
+        let after = d.check(Some(&t), &test_hosts(&[])).unwrap();
         assert_eq!(changed_fields(&t, &after), ["name", "memory"]);
     }
 }

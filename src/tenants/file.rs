@@ -117,6 +117,61 @@ pub async fn number_owner(
         .filter(|other| *other != tenant.id))
 }
 
+/// A line id as tenants are told apart by it: trimmed, lower case (as
+/// [`TenantDirectory::resolve_line`](super::TenantDirectory::resolve_line)
+/// compares them).
+fn line_of(line: &str) -> String {
+    line.trim().to_lowercase()
+}
+
+/// The line ids of a row about to be stored, as compared.
+fn lines_of(tenant: &NewTenant) -> Vec<String> {
+    serde_json::from_str::<TenantConfig>(&tenant.config)
+        .map(|c| c.line_ids.iter().map(|l| line_of(l)).collect())
+        .unwrap_or_default()
+}
+
+/// The first of `tenant`'s lines another of `others` already serves, with
+/// that tenant: a line, like a number, answers one tenant only.
+fn taken_line<'a>(
+    tenant: &NewTenant,
+    others: impl IntoIterator<Item = &'a Tenant>,
+) -> Option<(String, TenantId)> {
+    let lines = lines_of(tenant);
+    others
+        .into_iter()
+        .filter(|other| other.id != tenant.id)
+        .find_map(|other| {
+            let line = other
+                .config
+                .line_ids
+                .iter()
+                .map(|l| line_of(l))
+                .find(|l| lines.contains(l))?;
+            Some((line, other.id.clone()))
+        })
+}
+
+/// The first of `tenant`'s `line_ids` another stored tenant already serves
+/// (compared trimmed and without regard to case), with that tenant.
+pub async fn line_owner(
+    store: &Store,
+    tenant: &NewTenant,
+) -> Result<Option<(String, TenantId)>, StoreError> {
+    Ok(taken_line(tenant, &readable(store).await?))
+}
+
+/// Every stored tenant that can be typed (an unreadable one is logged
+/// where it is served).
+async fn readable(store: &Store) -> Result<Vec<Tenant>, StoreError> {
+    Ok(store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .filter_map(|row| Tenant::from_row(row).ok())
+        .collect())
+}
+
 /// Parses and checks a tenant file's text; `format` is `toml` or `yaml`.
 pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
     let file: TenantFile = match format {
@@ -129,6 +184,7 @@ pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
     }
     let mut seen_ids = std::collections::HashSet::new();
     let mut seen_numbers = std::collections::HashSet::new();
+    let mut seen_lines = std::collections::HashMap::new();
     let mut out = Vec::new();
     for t in file.tenants {
         let at = format!("tenant `{}`", t.id);
@@ -150,6 +206,14 @@ pub fn parse(text: &str, format: &str) -> anyhow::Result<Vec<NewTenant>> {
                 row.phone_number.as_str()
             );
         }
+        for line in lines_of(&row) {
+            match seen_lines.insert(line.clone(), row.id.clone()) {
+                Some(other) if other != row.id => {
+                    bail!("{at}: line `{line}` is also a line of tenant `{other}` in the file")
+                }
+                _ => {}
+            }
+        }
         out.push(row);
     }
     Ok(out)
@@ -161,6 +225,13 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<usize> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let format = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tenants = parse(&text, format).with_context(|| path.display().to_string())?;
+    // Tenants of the file give up their stored lines: checked among
+    // themselves by `parse`.
+    let others: Vec<Tenant> = readable(store)
+        .await?
+        .into_iter()
+        .filter(|stored| tenants.iter().all(|t| t.id != stored.id))
+        .collect();
     for t in &tenants {
         if let Some(other) = number_owner(store, t).await? {
             bail!(
@@ -168,6 +239,12 @@ pub async fn import(store: &Store, path: &Path) -> anyhow::Result<usize> {
                 t.id,
                 t.phone_number.as_str(),
                 other
+            );
+        }
+        if let Some((line, other)) = taken_line(t, &others) {
+            bail!(
+                "tenant `{}`: line `{line}` already belongs to tenant `{other}`",
+                t.id
             );
         }
     }
@@ -249,6 +326,45 @@ tenants:
         assert_eq!(tenants[0].id.as_str(), "zen-spa");
         let config: serde_json::Value = serde_json::from_str(&tenants[0].config).unwrap();
         assert_eq!(config["memory"]["kind"], "zep");
+    }
+
+    #[test]
+    fn a_line_is_one_tenants_in_a_file() {
+        let two = format!(
+            "{}\n{}",
+            TOML.replace(
+                "name = \"Acme Dental\"",
+                "name = \"Acme Dental\"\nline_ids = [\"pn-1\"]"
+            ),
+            TOML.replace("acme-dental", "zen-spa")
+                .replace("010-0000", "010-0009")
+                .replace(
+                    "name = \"Acme Dental\"",
+                    "name = \"Zen\"\nline_ids = [\" PN-1 \"]"
+                ),
+        );
+        let e = format!("{:#}", parse(&two, "toml").unwrap_err());
+        assert!(
+            e.contains("line `pn-1`") && e.contains("`acme-dental`"),
+            "{e}"
+        );
+        let acme = parse(&two.replace(" PN-1 ", "pn-2"), "toml").unwrap();
+        let stored = Tenant::from_row(crate::store::TenantRow {
+            id: TenantId::parse("other").unwrap(),
+            phone_number: PhoneNumber::parse("+15550100077").unwrap(),
+            name: "Other".into(),
+            time_zone: "UTC".into(),
+            config: r#"{"line_ids": ["x", "PN-2 "]}"#.into(),
+            is_demo: false,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        })
+        .unwrap();
+        assert_eq!(taken_line(&acme[0], [&stored]), None);
+        assert_eq!(
+            taken_line(&acme[1], [&stored]),
+            Some(("pn-2".into(), stored.id.clone()))
+        );
     }
 
     #[test]

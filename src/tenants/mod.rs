@@ -3,7 +3,9 @@
 //! credentials wrapped), the in-memory [`TenantDirectory`] that answers
 //! "which tenant has this number" without a database query, and tenant
 //! files (`warmline tenants import` / `list`) and the admin's form, both
-//! checked by one [`check`].
+//! checked by one [`check`]. What a credential may name and where the admin
+//! may send it is `guard`'s; which values of the form are secret,
+//! `hidden`'s.
 //!
 //! The store keeps tenants as rows of text; a [`Tenant`] is built from a row
 //! once, when it is read, and every other module works with the typed value.
@@ -12,14 +14,20 @@ mod config;
 mod directory;
 mod edit;
 mod file;
+mod guard;
+mod hidden;
 
 pub use config::{
     CalendarConfig, Credential, CrmConfig, InlineSecret, MemoryConfig, ServiceConfig, TenantConfig,
     WebhookSecrets, is_variable_name,
 };
 pub use directory::TenantDirectory;
-pub use edit::{Draft, HIDDEN, changed_fields};
-pub use file::{Problem, check, import, number_owner, parse, render_list};
+pub use edit::{Draft, changed_fields};
+pub use file::{Problem, check, import, line_owner, number_owner, parse, render_list};
+pub use guard::{
+    RESERVED_PREFIXES, RESERVED_VARIABLES, UpstreamHosts, is_reserved_variable, normal_host,
+};
+pub use hidden::HIDDEN;
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -58,8 +66,11 @@ impl Tenant {
             problem,
         };
         let time_zone = parse_time_zone(&row.time_zone).map_err(bad)?;
-        let config: TenantConfig = serde_json::from_str(&row.config)
-            .map_err(|e| bad(format!("invalid configuration: {e}")))?;
+        // serde's own message quotes the value it could not read, which
+        // may be a secret: the field is named, the value is not.
+        let config: TenantConfig =
+            crate::support::json::parse(row.config.as_bytes(), "configuration")
+                .map_err(|e| bad(e.to_string()))?;
         Ok(Tenant {
             id: row.id,
             phone_number: row.phone_number,
@@ -108,4 +119,33 @@ pub fn parse_time_zone(raw: &str) -> Result<Tz, String> {
     raw.parse::<Tz>().map_err(|_| {
         format!("unknown time_zone `{raw}` (use an IANA name such as America/New_York)")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_stored_configuration_is_named_by_field_without_its_value() {
+        for config in [
+            r#"{"crm": {"kind": "gohighlevel", "location_id": "l", "token": ["pit-leak-1"]}}"#,
+            r#"{"memory": {"kind": "pit-leak-2", "token": "x"}}"#,
+            r#"{"line_ids": "pit-leak-3"}"#,
+        ] {
+            let e = Tenant::from_row(TenantRow {
+                id: TenantId::parse("acme").unwrap(),
+                phone_number: PhoneNumber::parse("+15550100042").unwrap(),
+                name: "Acme".into(),
+                time_zone: "America/New_York".into(),
+                config: config.into(),
+                is_demo: false,
+                created_at_ms: 1,
+                updated_at_ms: 1,
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("tenant `acme`: invalid configuration"), "{e}");
+            assert!(!e.contains("pit-leak"), "{e}");
+        }
+    }
 }

@@ -22,6 +22,23 @@ pub const ZEP_BASE_URL: &str = "https://api.getzep.com";
 pub const MEM0_BASE_URL: &str = "https://api.mem0.ai";
 pub const CALCOM_BASE_URL: &str = "https://api.cal.com";
 
+/// Each adapter kind's official API host, from the defaults above: where
+/// the admin pages may always point an adapter.
+pub fn official_hosts() -> Vec<(&'static str, String)> {
+    [
+        ("gohighlevel", GHL_BASE_URL),
+        ("zep", ZEP_BASE_URL),
+        ("mem0", MEM0_BASE_URL),
+        ("calcom", CALCOM_BASE_URL),
+    ]
+    .into_iter()
+    .filter_map(|(kind, base)| {
+        let host = url::Url::parse(base).ok()?.host_str()?.to_owned();
+        Some((kind, host))
+    })
+    .collect()
+}
+
 /// Per-upstream client settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSettings {

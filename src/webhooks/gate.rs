@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::support::RecentLatency;
 use crate::support::attribution::{AnswerSink, Answered};
+use crate::support::latency;
 
 /// How a request was let in, and for whom it may act.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,16 @@ pub struct Gate {
     answers: Arc<dyn AnswerSink>,
 }
 
+/// How a webhook ended, for its latency figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Ok,
+    /// Answered with an error (bad input, an internal failure).
+    Failed,
+    /// Refused before it was answered: its credentials did not verify.
+    Refused,
+}
+
 /// Headers a reverse proxy or tunnel adds: behind one, every request looks
 /// like it comes from this machine, so "loopback" proves nothing.
 const PROXY_HEADERS: &[&str] = &[
@@ -86,11 +97,21 @@ impl Gate {
         }
     }
 
-    /// Counts one answered webhook: its platform's recent latency, and
-    /// its tenant-day's answer times and cache lookups.
-    pub fn answered(&self, provider: &'static str, ok: bool, answered: &Answered) {
-        self.latency.record(provider, answered.elapsed, ok);
-        self.answers.answered(answered);
+    /// Counts one webhook: its platform's recent latency, and its
+    /// tenant-day's answer times and cache lookups. A refused request
+    /// (unauthenticated) is no answer: it is counted apart and never
+    /// attributed to the tenant whose number it named.
+    pub fn answered(&self, provider: &'static str, outcome: Answer, answered: &Answered) {
+        match outcome {
+            Answer::Refused => self
+                .latency
+                .record(latency::REFUSED, answered.elapsed, false),
+            Answer::Ok | Answer::Failed => {
+                self.latency
+                    .record(provider, answered.elapsed, outcome == Answer::Ok);
+                self.answers.answered(answered);
+            }
+        }
     }
 
     /// How Vapi's requests are authenticated.

@@ -80,7 +80,12 @@ async fn observed(
     let started = Instant::now();
     let (result, mut answered) = crate::support::attribution::scope(work).await;
     answered.elapsed = started.elapsed();
-    gate.answered(provider, result.is_ok(), &answered);
+    let outcome = match &result {
+        Ok(_) => gate::Answer::Ok,
+        Err(ApiError::Unauthorized(_)) => gate::Answer::Refused,
+        Err(_) => gate::Answer::Failed,
+    };
+    gate.answered(provider, outcome, &answered);
     match result {
         Ok(h) => {
             record(provider, &h.event, h.outcome, started);

@@ -4,7 +4,7 @@
 //! database and spill-journal alerts, which resolve when it is back and
 //! stay in the history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -71,6 +71,20 @@ fn active_part(html: &str) -> &str {
         .find("Thresholds in force")
         .expect("the thresholds card");
     &html[from..to]
+}
+
+/// The ids of the alert rows in `part` of a page.
+fn ids(part: &str) -> BTreeSet<i64> {
+    part.split(r#"data-alert-id=""#)
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The alerts a page lists both as firing and as resolved.
+fn firing_and_resolved(html: &str) -> BTreeSet<i64> {
+    let history = &html[html.find("<h2>Resolved</h2>").expect("the history")..];
+    &ids(active_part(html)) & &ids(history)
 }
 
 fn alert_id(html: &str, name: &str) -> i64 {
@@ -272,6 +286,7 @@ async fn a_database_outage_raises_the_database_and_spill_alerts_which_resolve_wh
             && history.contains(r#"data-alert="WarmlineSpillingToJournal""#)
     })
     .await;
+    assert_eq!(firing_and_resolved(&html), BTreeSet::new(), "{html}");
     let active = active_part(&html);
     assert!(!active.contains("WarmlineDatabaseDown"), "{active}");
     assert!(!active.contains("WarmlineSpillingToJournal"), "{active}");
@@ -294,6 +309,45 @@ async fn a_database_outage_raises_the_database_and_spill_alerts_which_resolve_wh
         ("critical", 1.0, 0.0)
     );
     assert_eq!(app.writebehind.spill().pending(), 0);
+}
+
+/// The page reads the firing and the resolved alerts at one instant: an
+/// alert that resolves while the page is read is in one table, never in
+/// both (as if it still fired after its resolution).
+#[tokio::test]
+async fn the_page_never_shows_an_alert_both_firing_and_resolved_while_alerts_resolve() {
+    let (app, _sim) = alerting_app(TestDb::sqlite(), &[]).await;
+    let admin = session(&app, PASSWORD).await;
+    // A flapping alert of no rule here (the evaluation leaves it alone):
+    // raised and resolved over and over while the page is read.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flapping = tokio::spawn({
+        let (store, stop) = (app.store.clone(), stop.clone());
+        async move {
+            let mut at = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                at += 1;
+                let a = alert("WarmlineFlapping", &[], 1.0, at);
+                store.raise_alert(&a).await.unwrap();
+                store.resolve_alert(&a.name, &a.labels, at).await.unwrap();
+            }
+            at
+        }
+    });
+    let mut seen_firing = 0;
+    for _ in 0..150 {
+        let resp = get(&app, "/admin/alerts", Some(&admin)).await;
+        assert_eq!(resp.status(), 200);
+        let html = resp.text().await.unwrap();
+        if active_part(&html).contains(r#"data-alert="WarmlineFlapping""#) {
+            seen_firing += 1;
+            assert_eq!(firing_and_resolved(&html), BTreeSet::new(), "{html}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flaps = flapping.await.unwrap();
+    assert!(flaps > 150, "it flapped while the page was read: {flaps}");
+    assert!(seen_firing > 0, "the page caught it firing");
 }
 
 fn alert(name: &str, labels: &[(&str, &str)], value: f64, at: i64) -> NewAlert {

@@ -64,9 +64,16 @@ async fn an_inbound_call_shows_its_upstream_calls_and_the_webhooks_latency() {
         .take(4)
         .map(|c| c.split('<').next().unwrap())
         .collect();
-    assert_eq!(cells[0], "2", "two requests: {retell_row}");
-    assert_eq!(cells[3], "50.0 %", "one of them refused: {retell_row}");
+    assert_eq!(cells[0], "1", "one request answered: {retell_row}");
+    assert_eq!(cells[3], "0.0 %", "{retell_row}");
     assert!(cells[2].ends_with(" ms"), "{retell_row}");
+    let refused = &webhooks[webhooks
+        .find("<th scope=\"row\">refused</th>")
+        .expect("refused row")..];
+    assert!(
+        refused.starts_with("<th scope=\"row\">refused</th><td>1</td>"),
+        "the refused request is counted apart: {refused}"
+    );
     assert!(
         !html.contains("<b>–</b> webhook p95"),
         "the summary bar has a p95 now: {html}"

@@ -253,6 +253,49 @@ on_both_backends! {
         assert_eq!(ids(since), ["call_5", "call_4"]);
     }
 
+    async fn the_call_log_filters_by_outcome_booking_fallback_and_words(store: Store) {
+        let t = seed_tenant(&store, "acme", "+15550100001").await;
+        for (id, successful, transcript) in [
+            ("call_won", Some(true), "User: a CLEANING please, 50%_off?"),
+            ("call_lost", Some(false), "User: just asking about prices"),
+            ("call_open", None, "User: cleaning"),
+        ] {
+            let mut u = CallUpdate::new(Provider::Retell, call_id(id), CallStatus::Ended);
+            u.tenant_id = Some(t.clone());
+            u.details.successful = successful;
+            u.details.transcript = Some(transcript.into());
+            store.upsert_call(&u).await.unwrap();
+        }
+        store.insert_appointment(&NewAppointment {
+            id: "appt_won".into(), tenant_id: t.clone(), provider: Some(Provider::Retell),
+            call_id: Some(call_id("call_won")), contact_phone: phone("+14155550123"),
+            service: None, starts_at_ms: 10_000, ends_at_ms: 13_600,
+        }).await.unwrap();
+        store.add_call_fallback(Provider::Retell, &call_id("call_lost"), "call_from_database", None).await.unwrap();
+        let ids = |f: CallFilter| {
+            let store = store.clone();
+            async move {
+                let mut ids: Vec<String> = store.list_calls(&CallFilter { limit: 50, ..f }).await.unwrap()
+                    .into_iter().map(|c| c.call_id.to_string()).collect();
+                ids.sort();
+                ids
+            }
+        };
+        assert_eq!(ids(CallFilter { outcome: Some(CallOutcome::Successful), ..Default::default() }).await, ["call_won"]);
+        assert_eq!(ids(CallFilter { outcome: Some(CallOutcome::Unsuccessful), ..Default::default() }).await, ["call_lost"]);
+        assert_eq!(ids(CallFilter { outcome: Some(CallOutcome::Unknown), ..Default::default() }).await, ["call_open"]);
+        assert_eq!(ids(CallFilter { booked: Some(true), ..Default::default() }).await, ["call_won"]);
+        assert_eq!(ids(CallFilter { booked: Some(false), ..Default::default() }).await, ["call_lost", "call_open"]);
+        assert_eq!(ids(CallFilter { fallback_used: Some(true), ..Default::default() }).await, ["call_lost"]);
+        assert_eq!(ids(CallFilter { fallback_used: Some(false), ..Default::default() }).await, ["call_open", "call_won"]);
+        let search = |words: &str| CallFilter { search: Some(words.into()), ..Default::default() };
+        assert_eq!(ids(search("Cleaning")).await, ["call_open", "call_won"], "any case");
+        assert_eq!(ids(search("50%_off")).await, ["call_won"]);
+        assert!(ids(search("5%_o")).await.is_empty(), "wildcards are literal");
+        assert_eq!(ids(search("call_lo")).await, ["call_lost"], "the call id too");
+        assert_eq!(ids(CallFilter { booked: Some(false), search: Some("cleaning".into()), ..Default::default() }).await, ["call_open"]);
+    }
+
     async fn the_latest_active_call_from_a_number_is_found_for_the_fallback_cascade(store: Store) {
         let caller = phone("+14155550123");
         for (id, status) in [("call_old", CallStatus::Ongoing), ("call_new", CallStatus::Ongoing), ("call_done", CallStatus::Ended)] {

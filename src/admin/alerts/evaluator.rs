@@ -3,7 +3,7 @@
 //! database could not take (it is down: that is one of the alerts) wait in
 //! an outbox and are stored, in order, once it answers again.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -19,8 +19,9 @@ use crate::support::now_ms;
 
 /// The longest one database write of an evaluation may take.
 const WRITE: Duration = Duration::from_secs(2);
-/// Changes kept while the database is down; beyond, the oldest are dropped
-/// (a flapping condition during a long outage).
+/// Changes kept while the database is down; beyond, the oldest that a
+/// later change of the same alert supersedes are dropped (a flapping
+/// condition during a long outage).
 const OUTBOX_MAX: usize = 1000;
 
 pub struct Evaluator {
@@ -86,8 +87,13 @@ impl Evaluator {
         let span = tracing::Span::current();
         span.record("changes", changes.len());
         self.outbox.extend(changes);
-        while self.outbox.len() > OUTBOX_MAX {
-            self.outbox.pop_front();
+        let dropped = trim(&mut self.outbox, OUTBOX_MAX);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                waiting = self.outbox.len(),
+                "alert history lost while the database is down: changes superseded by later ones dropped"
+            );
         }
         if inputs.db_up {
             self.store_changes().await;
@@ -169,6 +175,32 @@ impl Evaluator {
     }
 }
 
+/// Drops the oldest changes beyond `max` that a later change of the same
+/// alert supersedes; returns how many. Raising an active alert and
+/// resolving one that is not change nothing, so each alert's last change
+/// alone sets what is stored: kept, the stored state still ends as the
+/// evaluation's (only history rows of the flapping are lost). Dropping the
+/// oldest blindly could drop an alert's only firing, and it would fire
+/// unseen.
+fn trim(outbox: &mut VecDeque<Transition>, max: usize) -> usize {
+    let mut dropped = 0;
+    while outbox.len() > max {
+        let mut last = HashMap::new();
+        for (i, change) in outbox.iter().enumerate() {
+            last.insert(change.alert(), i);
+        }
+        let superseded = outbox
+            .iter()
+            .enumerate()
+            .position(|(i, change)| last[&change.alert()] != i);
+        // Every change the last of its alert: too few to bother.
+        let Some(i) = superseded else { break };
+        outbox.remove(i);
+        dropped += 1;
+    }
+    dropped
+}
+
 async fn bounded<T>(write: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
     tokio::time::timeout(WRITE, write)
         .await
@@ -193,5 +225,65 @@ fn log(change: &Transition) {
             "alert resolved: {}",
             rule.summary()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::alerts::Breach;
+    use crate::admin::alerts::machine::Labels;
+
+    fn fired(rule: Rule, at: i64) -> Transition {
+        Transition::Fired {
+            rule,
+            breach: Breach {
+                labels: Labels::new(),
+                value: 1.0,
+                threshold: 0.0,
+                detail: String::new(),
+            },
+            since_ms: at,
+        }
+    }
+
+    fn resolved(rule: Rule, at: i64) -> Transition {
+        Transition::Resolved {
+            rule,
+            labels: Labels::new(),
+            at_ms: at,
+        }
+    }
+
+    #[test]
+    fn a_full_outbox_drops_superseded_changes_and_keeps_each_alerts_last() {
+        // Spilling fires once; then the database flaps for the rest of the
+        // outage.
+        let mut outbox = VecDeque::from([fired(Rule::SpillingToJournal, 0)]);
+        for at in 1..=10 {
+            outbox.push_back(fired(Rule::RedisDown, at));
+            outbox.push_back(resolved(Rule::RedisDown, at));
+        }
+        assert_eq!(trim(&mut outbox, 4), 17);
+        assert_eq!(
+            Vec::from(outbox),
+            [
+                fired(Rule::SpillingToJournal, 0),
+                resolved(Rule::RedisDown, 9),
+                fired(Rule::RedisDown, 10),
+                resolved(Rule::RedisDown, 10),
+            ],
+            "the only firing of the spill alert is kept, in order"
+        );
+    }
+
+    #[test]
+    fn an_outbox_of_last_changes_only_is_kept_whole() {
+        let mut outbox = VecDeque::from([
+            fired(Rule::SpillingToJournal, 0),
+            fired(Rule::DatabaseDown, 0),
+        ]);
+        assert_eq!(trim(&mut outbox, 1), 0);
+        assert_eq!(outbox.len(), 2);
     }
 }

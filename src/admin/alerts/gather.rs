@@ -193,7 +193,7 @@ pub async fn gather(
         calls_today,
         fallbacks_today,
         // The last five minutes, as the summary bar shows it.
-        webhook_p95_ms: console.webhook_latency.overall().map(|s| s.p95_ms),
+        webhook_p95_ms: console.webhook_latency.answered().map(|s| s.p95_ms),
         webhook_p95_baseline_ms,
         writeback_oldest_s,
         writeback_oldest_trend,

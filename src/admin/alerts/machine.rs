@@ -26,6 +26,16 @@ pub enum Transition {
     },
 }
 
+impl Transition {
+    /// The alert it changes: one rule and label set.
+    pub fn alert(&self) -> (Rule, &Labels) {
+        match self {
+            Transition::Fired { rule, breach, .. } => (*rule, &breach.labels),
+            Transition::Resolved { rule, labels, .. } => (*rule, labels),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Tracked {
     /// When the condition started to hold.
@@ -88,10 +98,18 @@ impl Machine {
     /// An alert already firing when this replica started (stored active):
     /// it resolves when its condition no longer holds.
     pub fn adopt(&mut self, rule: Rule, labels: Labels, since_ms: i64) {
-        self.tracked.entry((rule, labels)).or_insert(Tracked {
+        let t = self.tracked.entry((rule, labels)).or_insert(Tracked {
             since_ms,
             firing: true,
         });
+        // Pending here (seen before the database answered) but stored
+        // firing: it fires. Left pending, a condition that lapsed before
+        // the hold would be forgotten without a resolution, and the stored
+        // row would stay active for good.
+        if !t.firing {
+            t.firing = true;
+            t.since_ms = t.since_ms.min(since_ms);
+        }
     }
 
     /// How many label sets of `rule` fire.
@@ -221,5 +239,22 @@ mod tests {
         );
         let t = m.step(Rule::DatabaseDown, Some(Vec::new()), Duration::ZERO, 10);
         assert_eq!(names(&t), ["resolved at 10"]);
+    }
+
+    #[test]
+    fn an_alert_pending_when_its_stored_firing_is_adopted_resolves_when_it_lapses() {
+        // Seen before the database answered (a restart during an outage):
+        // pending; then the row stored active before the restart is read.
+        let mut m = Machine::default();
+        let (rule, hold) = (Rule::WebhookLatencyHigh, Duration::from_secs(600));
+        assert!(m.step(rule, Some(vec![breach(&[])]), hold, 100).is_empty());
+        m.adopt(rule, Labels::new(), 5);
+        assert_eq!(m.firing(rule), 1, "stored firing: it fires");
+        assert!(
+            m.step(rule, Some(vec![breach(&[])]), hold, 200).is_empty(),
+            "not raised again"
+        );
+        let t = m.step(rule, Some(Vec::new()), hold, 300);
+        assert_eq!(names(&t), ["resolved at 300"], "the stored row resolves");
     }
 }

@@ -131,20 +131,11 @@ async fn alerts(
     op: Operator,
     flash: web::Query<Flash>,
 ) -> Result<AlertsPage, PageError> {
-    let active: Vec<AlertRow> = console
-        .store
-        .active_alerts()
-        .await?
-        .into_iter()
-        .map(row)
-        .collect();
-    let resolved = console
-        .store
-        .resolved_alerts(HISTORY)
-        .await?
-        .into_iter()
-        .map(row)
-        .collect();
+    // Both lists from one read: an alert resolving meanwhile must not show
+    // as firing and resolved at once.
+    let (active, resolved) = console.store.alert_board(HISTORY).await?;
+    let active: Vec<AlertRow> = active.into_iter().map(row).collect();
+    let resolved = resolved.into_iter().map(row).collect();
     let message = flash.acknowledged.as_deref().map(|outcome| match outcome {
         "ok" => "Alert acknowledged.".to_owned(),
         _ => {

@@ -14,7 +14,9 @@ use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
 use crate::domain::{CallId, PhoneNumber, Provider, TenantId, mask_phones_in};
 use crate::error::ApiError;
-use crate::store::{CallFilter, CallRecord, CallStatus, CallStep, ContextAnswered, StepKind};
+use crate::store::{
+    CallFilter, CallOutcome, CallRecord, CallStatus, CallStep, ContextAnswered, StepKind,
+};
 use crate::support::now_ms;
 
 const PAGE: u32 = 50;
@@ -30,6 +32,18 @@ pub struct Filters {
     pub provider: String,
     #[serde(default)]
     pub status: String,
+    /// `successful`, `unsuccessful`, `unknown` or empty.
+    #[serde(default)]
+    pub outcome: String,
+    /// `yes`, `no` or empty.
+    #[serde(default)]
+    pub booked: String,
+    /// `yes`, `no` or empty.
+    #[serde(default)]
+    pub fallback: String,
+    /// Words in the call id, summary or transcript.
+    #[serde(default)]
+    pub q: String,
     /// `1h`, `24h`, `7d`, `30d` or empty for all time.
     #[serde(default)]
     pub range: String,
@@ -48,6 +62,16 @@ impl Filters {
             "30d" => Some(30 * 86_400_000),
             _ => return Err(bad("range", "expected 1h, 24h, 7d or 30d".into())),
         };
+        let yes_no = |field: &str, v: &str| match v.trim() {
+            "" => Ok(None),
+            "yes" => Ok(Some(true)),
+            "no" => Ok(Some(false)),
+            _ => Err(bad(field, "expected yes or no".into())),
+        };
+        let q = self.q.trim();
+        if q.chars().count() > 200 {
+            return Err(bad("q", "at most 200 characters".into()));
+        }
         Ok(CallFilter {
             tenant_id: some(&self.tenant)
                 .map(|t| TenantId::parse(&t).map_err(|e| bad("tenant", e.to_string())))
@@ -61,6 +85,12 @@ impl Filters {
             status: some(&self.status)
                 .map(|s| s.parse::<CallStatus>().map_err(|e| bad("status", e)))
                 .transpose()?,
+            outcome: some(&self.outcome)
+                .map(|o| o.parse::<CallOutcome>().map_err(|e| bad("outcome", e)))
+                .transpose()?,
+            booked: yes_no("booked", &self.booked)?,
+            fallback_used: yes_no("fallback", &self.fallback)?,
+            search: (!q.is_empty()).then(|| q.to_owned()),
             since_ms: range_ms.map(|r: i64| now_ms() - r),
             before_ms: self.before,
             limit: PAGE,
@@ -74,6 +104,10 @@ impl Filters {
             .append_pair("caller", &self.caller)
             .append_pair("provider", &self.provider)
             .append_pair("status", &self.status)
+            .append_pair("outcome", &self.outcome)
+            .append_pair("booked", &self.booked)
+            .append_pair("fallback", &self.fallback)
+            .append_pair("q", &self.q)
             .append_pair("range", &self.range)
             .append_pair("before", &before.to_string())
             .finish()
@@ -103,6 +137,8 @@ pub struct Row {
     pub tenant: String,
     pub caller: String,
     pub status: &'static str,
+    /// `successful` / `unsuccessful`, or empty before the analysis.
+    pub outcome: &'static str,
     pub started: String,
     pub duration: String,
 }
@@ -122,6 +158,11 @@ impl From<&CallRecord> for Row {
                 .as_ref()
                 .map_or_else(|| "withheld".into(), |p| p.masked()),
             status: c.status.as_str(),
+            outcome: match c.details.successful {
+                Some(true) => "successful",
+                Some(false) => "unsuccessful",
+                None => "",
+            },
             started: when(c.details.started_at_ms.or(Some(c.created_at_ms))),
             duration: seconds(c.details.duration_ms),
         }

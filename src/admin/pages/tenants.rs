@@ -3,8 +3,11 @@
 //! to create or edit one.
 //!
 //! What a valid tenant is and how its secrets stay hidden is `tenants/`'
-//! business ([`Draft`], the same check as `warmline tenants import`); this
-//! module only carries the form. Every change is audited (which fields,
+//! business ([`Draft`], the same check as `warmline tenants import`, plus
+//! the adapters' hosts a browser session may name,
+//! `WARMLINE_ADMIN_UPSTREAM_HOSTS`); this module only carries the form and
+//! checks that the number and lines are no other tenant's. The list's
+//! notice after a change is one of a few fixed messages, named by code. Every change is audited (which fields,
 //! never their values), counted, traced, and what any replica cached of the
 //! tenant is dropped, so its next call uses the new configuration.
 
@@ -15,6 +18,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use super::Chrome;
+use crate::admin::AdminSettings;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError, Role};
 use crate::domain::TenantId;
@@ -22,7 +26,7 @@ use crate::error::ApiError;
 use crate::store::TenantRow;
 use crate::tenants::{
     CalendarConfig, CrmConfig, Draft, MemoryConfig, Problem, Tenant, TenantConfig, changed_fields,
-    number_owner,
+    line_owner, number_owner,
 };
 
 const CHANGES: &str = "warmline_admin_tenant_changes_total";
@@ -110,7 +114,59 @@ struct ListPage {
     chrome: Chrome,
     tenants: Vec<Listed>,
     changes: Vec<ChangeRow>,
-    message: Option<String>,
+    message: Option<&'static str>,
+}
+
+/// What a change did, as the list's `?done=` names it: a fixed code for a
+/// fixed message, so a link cannot make the page say anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Created,
+    Updated,
+    Unchanged,
+    /// Saved, but Redis could not be flushed.
+    CreatedUnflushed,
+    UpdatedUnflushed,
+}
+
+impl Done {
+    const ALL: [Done; 5] = [
+        Done::Created,
+        Done::Updated,
+        Done::Unchanged,
+        Done::CreatedUnflushed,
+        Done::UpdatedUnflushed,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            Done::Created => "created",
+            Done::Updated => "updated",
+            Done::Unchanged => "unchanged",
+            Done::CreatedUnflushed => "created-unflushed",
+            Done::UpdatedUnflushed => "updated-unflushed",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Done::Created => "Tenant created.",
+            Done::Updated => "Tenant updated: what changed is listed under recent tenant changes.",
+            Done::Unchanged => "Nothing changed.",
+            Done::CreatedUnflushed => {
+                "Tenant created. Redis could not be flushed: other replicas may use the old \
+                 configuration until their copy expires."
+            }
+            Done::UpdatedUnflushed => {
+                "Tenant updated. Redis could not be flushed: other replicas may use the old \
+                 configuration until their copy expires."
+            }
+        }
+    }
+
+    fn parse(code: &str) -> Option<Done> {
+        Done::ALL.into_iter().find(|d| d.code() == code)
+    }
 }
 
 #[derive(Deserialize)]
@@ -151,7 +207,11 @@ async fn list(
         chrome: Chrome::new(&console, &op, "/admin/tenants").await,
         tenants,
         changes,
-        message: flash.done.clone(),
+        message: flash
+            .done
+            .as_deref()
+            .and_then(Done::parse)
+            .map(Done::message),
     })
 }
 
@@ -269,25 +329,36 @@ impl TenantForm {
 #[post("/admin/tenants")]
 async fn create(
     console: web::Data<Console>,
+    settings: web::Data<AdminSettings>,
     op: Operator,
     form: web::Form<TenantForm>,
 ) -> Result<HttpResponse, PageError> {
     op.may_change(&form.csrf)?;
     let draft = form.draft();
-    match change(&console, &op, None, &draft, 0).await? {
-        Changed::Saved { id, warning, .. } => {
-            Ok(see_other(&format!("Tenant `{id}` created.{warning}")))
-        }
-        Changed::Nothing => Ok(see_other("Nothing to create.")),
+    let hosts = &upstream_hosts(&settings);
+    match change(&console, &op, None, &draft, 0, hosts).await? {
+        Changed::Saved { unflushed: false } => Ok(see_other(Done::Created)),
+        Changed::Saved { unflushed: true } => Ok(see_other(Done::CreatedUnflushed)),
+        Changed::Nothing => Ok(see_other(Done::Unchanged)),
         Changed::Refused(status, problem) => FormPage::new(&console, &op, None, draft)
             .await
             .refused(status, problem),
     }
 }
 
+/// Where this page may point an adapter: the official APIs and the
+/// operator's `WARMLINE_ADMIN_UPSTREAM_HOSTS`.
+fn upstream_hosts(settings: &AdminSettings) -> crate::tenants::UpstreamHosts {
+    crate::tenants::UpstreamHosts {
+        official: crate::upstreams::registry::official_hosts(),
+        allowed: settings.upstream_hosts.clone(),
+    }
+}
+
 #[post("/admin/tenants/{id}")]
 async fn update(
     console: web::Data<Console>,
+    settings: web::Data<AdminSettings>,
     op: Operator,
     id: web::Path<String>,
     form: web::Form<TenantForm>,
@@ -296,19 +367,11 @@ async fn update(
     let tenant = stored(&console, &id).await?;
     let version = form.version.trim().parse().unwrap_or(i64::MIN);
     let draft = form.draft();
-    match change(&console, &op, Some(&tenant), &draft, version).await? {
-        Changed::Saved {
-            id,
-            fields,
-            warning,
-        } => Ok(see_other(&format!(
-            "Tenant `{id}` updated: {}.{warning}",
-            fields.join(", ")
-        ))),
-        Changed::Nothing => Ok(see_other(&format!(
-            "Tenant `{}`: nothing changed.",
-            tenant.id
-        ))),
+    let hosts = &upstream_hosts(&settings);
+    match change(&console, &op, Some(&tenant), &draft, version, hosts).await? {
+        Changed::Saved { unflushed: false } => Ok(see_other(Done::Updated)),
+        Changed::Saved { unflushed: true } => Ok(see_other(Done::UpdatedUnflushed)),
+        Changed::Nothing => Ok(see_other(Done::Unchanged)),
         Changed::Refused(status, problem) => {
             let mut page = FormPage::new(&console, &op, Some(&tenant), draft).await;
             // The version the operator edited, not the one stored now: a
@@ -321,11 +384,9 @@ async fn update(
 
 enum Changed {
     Saved {
-        id: TenantId,
-        fields: Vec<String>,
         /// Set when Redis could not be flushed: other replicas may keep
         /// their copy until it expires.
-        warning: &'static str,
+        unflushed: bool,
     },
     Nothing,
     Refused(StatusCode, Problem),
@@ -337,7 +398,9 @@ fn refused(status: StatusCode, field: &'static str, message: String) -> Changed 
 
 /// Creates (`before` is `None`) or updates a tenant from the form: checks
 /// it, stores it unless someone changed it meanwhile, drops what every
-/// replica cached of it, audits and counts the change.
+/// replica cached of it, audits and counts the change. `upstream_hosts`
+/// are the hosts besides the official APIs an adapter may be pointed at
+/// (`WARMLINE_ADMIN_UPSTREAM_HOSTS`).
 #[tracing::instrument(
     name = "admin.tenant.change",
     skip_all,
@@ -354,11 +417,12 @@ async fn change(
     before: Option<&Tenant>,
     draft: &Draft,
     version: i64,
+    upstream_hosts: &crate::tenants::UpstreamHosts,
 ) -> Result<Changed, PageError> {
     let span = tracing::Span::current();
     let action = if before.is_some() { "update" } else { "create" };
     let outcome = |what: &str| span.record("outcome", what);
-    let row = match draft.check(before) {
+    let row = match draft.check(before, upstream_hosts) {
         Ok(row) => row,
         Err(problem) => {
             outcome("invalid");
@@ -373,6 +437,11 @@ async fn change(
             row.phone_number.as_str()
         );
         return Ok(refused(StatusCode::BAD_REQUEST, "phone_number", message));
+    }
+    if let Some((line, other)) = line_owner(&console.store, &row).await? {
+        outcome("line_taken");
+        let message = format!("`line_ids`: line `{line}` already answers tenant `{other}`");
+        return Ok(refused(StatusCode::BAD_REQUEST, "config", message));
     }
     let stale = || {
         refused(
@@ -466,16 +535,8 @@ async fn change(
         cached_entries_dropped = dropped.flushed,
         "tenant {action}d from the admin"
     );
-    let warning = match dropped.l2_error {
-        None => "",
-        Some(_) => {
-            " Redis could not be flushed: other replicas may use the old configuration until their copy expires."
-        }
-    };
     Ok(Changed::Saved {
-        id: tenant.id,
-        fields,
-        warning,
+        unflushed: dropped.l2_error.is_some(),
     })
 }
 
@@ -491,12 +552,9 @@ fn adapters(c: &TenantConfig) -> Vec<(&'static str, &'static str)> {
     .collect()
 }
 
-fn see_other(done: &str) -> HttpResponse {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("done", done)
-        .finish();
+fn see_other(done: Done) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header(("location", format!("/admin/tenants?{q}")))
+        .insert_header(("location", format!("/admin/tenants?done={}", done.code())))
         .finish()
 }
 

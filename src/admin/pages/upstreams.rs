@@ -81,7 +81,7 @@ async fn upstreams(console: web::Data<Console>, op: Operator) -> Result<Upstream
         .iter()
         .map(OpRow::from)
         .collect();
-    if let Some(all) = console.webhook_latency.overall() {
+    if let Some(all) = console.webhook_latency.answered() {
         webhooks.push(OpRow::from(&all));
     }
     Ok(UpstreamsPage {
