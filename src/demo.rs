@@ -15,6 +15,11 @@ pub fn number() -> PhoneNumber {
     PhoneNumber::parse(DEMO_NUMBER).expect("the demo number is E.164")
 }
 
+/// The demo tenant's id: what an unsigned demo request may act for.
+pub fn tenant_id() -> TenantId {
+    TenantId::parse(DEMO_TENANT).expect("the demo tenant's id is valid")
+}
+
 /// A caller the demo data knows well.
 pub const DEMO_CALLER: &str = "+15550100001";
 

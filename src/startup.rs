@@ -170,7 +170,8 @@ impl Application {
             calls: calls.clone(),
             gate: Gate::new(
                 settings.webhooks.clone(),
-                demo.as_ref().map(|_| crate::demo::number()),
+                demo.as_ref()
+                    .map(|_| (crate::demo::number(), crate::demo::tenant_id())),
                 addr.ip().is_loopback(),
                 webhook_latency,
                 Arc::new(rollup),

@@ -25,16 +25,17 @@ pub enum Verification {
     /// only — its sessions, its calls, its callers.
     SignedFor(TenantId),
     /// No secret is configured, the demo runs and the request came from this
-    /// machine for the demo number: accepted, and logged loudly.
-    UnsignedDemo,
+    /// machine for the demo number: accepted, and logged loudly. It acts
+    /// for the demo tenant only.
+    UnsignedDemo(TenantId),
 }
 
 impl Verification {
     /// The one tenant the request may act for, when it is limited to one.
     pub fn scope(&self) -> Option<&TenantId> {
         match self {
-            Verification::SignedFor(t) => Some(t),
-            _ => None,
+            Verification::SignedFor(t) | Verification::UnsignedDemo(t) => Some(t),
+            Verification::SignedGlobally => None,
         }
     }
 }
@@ -47,7 +48,7 @@ pub struct Gate {
     settings: WebhookSettings,
     /// The demo tenant's number while the demo runs: the only number an
     /// unsigned request may act for.
-    demo_number: Option<PhoneNumber>,
+    demo: Option<(PhoneNumber, TenantId)>,
     /// Whether warmline listens on a loopback address only.
     listens_on_loopback: bool,
     /// Every webhook's latency, by provider, for the admin's summary bar.
@@ -82,7 +83,7 @@ const PROXY_HEADERS: &[&str] = &[
 impl Gate {
     pub fn new(
         settings: WebhookSettings,
-        demo_number: Option<PhoneNumber>,
+        demo: Option<(PhoneNumber, TenantId)>,
         listens_on_loopback: bool,
         latency: RecentLatency,
         answers: Arc<dyn AnswerSink>,
@@ -90,7 +91,7 @@ impl Gate {
         super::labels::register_zero();
         Gate {
             settings,
-            demo_number,
+            demo,
             listens_on_loopback,
             latency,
             answers,
@@ -200,9 +201,11 @@ impl Gate {
         secret_var: &str,
         called: Option<&PhoneNumber>,
     ) -> Result<Verification, ApiError> {
-        let why_not = match &self.demo_number {
+        let why_not = match &self.demo {
             None => Some("the demo is not running"),
-            Some(demo) if called != Some(demo) => Some("the request is not for the demo number"),
+            Some((demo, _)) if called != Some(demo) => {
+                Some("the request is not for the demo number")
+            }
             Some(_) if !self.listens_on_loopback => Some("warmline listens beyond loopback"),
             Some(_) if !req.peer_addr().is_some_and(|a| a.ip().is_loopback()) => {
                 Some("the request did not come from this machine")
@@ -212,20 +215,21 @@ impl Gate {
             }
             Some(_) => None,
         };
-        match why_not {
-            None => {
+        match (why_not, &self.demo) {
+            (None, Some((_, tenant))) => {
                 tracing::warn!(
                     %provider,
                     "UNSIGNED {provider} webhook accepted for the demo number: no {secret_var} set; \
                      set {secret_var} before exposing warmline"
                 );
-                Ok(Verification::UnsignedDemo)
+                Ok(Verification::UnsignedDemo(tenant.clone()))
             }
-            Some(why) => Err(refused(
+            (why, _) => Err(refused(
                 provider,
                 called,
                 &format!(
-                    "{secret_var} is not configured and {why}, so the webhook cannot be verified"
+                    "{secret_var} is not configured and {}, so the webhook cannot be verified",
+                    why.unwrap_or("the demo is not running")
                 ),
             )),
         }

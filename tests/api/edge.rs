@@ -313,3 +313,46 @@ async fn a_tool_call_signed_for_one_tenant_never_reaches_another_tenants_call() 
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn an_unsigned_demo_request_acts_for_the_demo_tenant_only() {
+    let (app, sim) = spawn_with_simulator(TestDb::sqlite(), &[("WARMLINE_DEMO", "on")]).await;
+    assert!(app.demo_running);
+    tenant(
+        &app,
+        &sim.url,
+        "other-clinic",
+        CLINIC_B,
+        json!({ "retell": { "token": B_RETELL } }),
+    )
+    .await;
+    app.cache.warm_up().await;
+    let mut call = retell_call("call_of_b_demo", "+15550100001");
+    call["to_number"] = CLINIC_B.into();
+    let (status, answer) = retell_signed(
+        &app,
+        "/retell/events",
+        &json!({ "event": "call_started", "call": call }),
+        B_RETELL,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // Unsigned, from this machine, for the demo number — naming B's call.
+    let function = json!({
+        "name": "list_services",
+        "args": {},
+        "call": { "call_id": "call_of_b_demo", "from_number": "+15550100001", "to_number": CLINIC_A },
+    });
+    let (status, answer) = post(
+        &app,
+        "/retell/functions/list_services",
+        &function.to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let text = answer["result"].as_str().unwrap();
+    assert!(!text.contains("other-clinic"), "B's call stays B's: {text}");
+    assert!(text.starts_with("Demo Dental offers"), "{text}");
+}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::Chrome;
 use crate::admin::api::{FlushRequest, scope_label, scope_of};
+use crate::admin::audit::{self, AuditRow};
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
 use crate::cache::{Namespace, Outcome, Tier};
@@ -21,14 +22,6 @@ pub struct NamespaceRow {
     pub stale_ratio: String,
     /// Per tier, the counts in [`OUTCOMES`] order.
     pub tiers: Vec<(&'static str, Vec<u64>)>,
-}
-
-pub struct AuditRow {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -84,22 +77,7 @@ async fn cache_page(
         None => "not configured: L1 only".to_owned(),
         Some(l2) => format!("breaker {}, {} errors", l2.breaker.as_str(), l2.errors),
     };
-    let audit = console
-        .store
-        .recent_audit(200)
-        .await?
-        .into_iter()
-        .filter(|a| a.action.starts_with("cache."))
-        .take(20)
-        .map(|a| AuditRow {
-            at: chrono::DateTime::from_timestamp_millis(a.at_ms)
-                .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
-            actor: a.actor,
-            action: a.action,
-            target: crate::domain::mask_phones_in(&a.target.to_string()),
-            outcome: a.outcome,
-        })
-        .collect();
+    let audit = audit::recent(&console.store, "cache.", 20).await?;
     Ok(CachePage {
         chrome: Chrome::new(&console, &op, "/admin/cache").await,
         rows,

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::Chrome;
 use crate::admin::AdminSettings;
+use crate::admin::audit::{self, AuditRow};
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError, Role};
 use crate::domain::TenantId;
@@ -100,20 +101,12 @@ impl Listed {
     }
 }
 
-pub struct ChangeRow {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub outcome: String,
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/tenants.html")]
 struct ListPage {
     chrome: Chrome,
     tenants: Vec<Listed>,
-    changes: Vec<ChangeRow>,
+    changes: Vec<AuditRow>,
     message: Option<&'static str>,
 }
 
@@ -187,22 +180,7 @@ async fn list(
         .into_iter()
         .map(Listed::of)
         .collect();
-    let changes = console
-        .store
-        .recent_audit(500)
-        .await?
-        .into_iter()
-        .filter(|a| a.action.starts_with("tenant."))
-        .take(20)
-        .map(|a| ChangeRow {
-            at: chrono::DateTime::from_timestamp_millis(a.at_ms)
-                .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
-            actor: a.actor,
-            action: a.action,
-            target: a.target.to_string(),
-            outcome: a.outcome,
-        })
-        .collect();
+    let changes = audit::recent(&console.store, "tenant.", 20).await?;
     Ok(ListPage {
         chrome: Chrome::new(&console, &op, "/admin/tenants").await,
         tenants,
