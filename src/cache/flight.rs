@@ -203,11 +203,13 @@ where
         };
 
         let mut leased = false;
+        // Unique per lease: only this load may release it.
+        let owner = format!("{}:{}", core.instance_id, uuid::Uuid::new_v4().simple());
         if policy.lease
             && let Some(l2) = &core.l2
         {
             let lease_ms = policy.hard_timeout.as_millis() as u64;
-            match l2.try_lease(ns, &key, &core.instance_id, lease_ms).await {
+            match l2.try_lease(ns, &key, &owner, lease_ms).await {
                 Ok(true) => leased = true,
                 Ok(false) => {
                     if let Some(e) = self.wait_for_peer(&key, policy.hard_timeout / 2).await {
@@ -274,7 +276,7 @@ where
         };
         if leased && let Some(l2) = core.l2.clone() {
             let key = key.clone();
-            tokio::spawn(async move { l2.release_lease(ns, &key).await });
+            tokio::spawn(async move { l2.release_lease(ns, &key, &owner).await });
         }
         out
     }

@@ -218,18 +218,30 @@ impl L2 {
         Ok(reply.is_some())
     }
 
-    pub async fn release_lease(&self, ns: Namespace, key: &str) {
+    /// Releases the lease if `owner` still holds it (compare-and-delete in
+    /// one script): a lease that expired during a slow load and was taken
+    /// by another replica is that replica's, and stays.
+    pub async fn release_lease(&self, ns: Namespace, key: &str, owner: &str) {
         let mut conn = self.link.connection();
         let lease = format!("{}lease:{}:{}", self.prefix, ns.as_str(), key);
+        let mut release = RELEASE_LEASE.prepare_invoke();
+        release.key(lease).arg(owner);
         let _ = self
             .guarded(
                 "lease",
                 self.link.command_timeout(),
-                conn.del::<_, ()>(lease),
+                release.invoke_async::<i64>(&mut conn),
             )
             .await;
     }
 }
+
+/// Deletes the lease only while it holds the caller's token.
+static RELEASE_LEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    )
+});
 
 /// Escapes Redis glob metacharacters so a prefix matches literally.
 fn glob_escape(s: &str) -> String {
@@ -245,7 +257,55 @@ fn glob_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_escape;
+    use super::*;
+
+    /// The machine's Redis, or `None` (reported) when it is not running and
+    /// the run does not require it.
+    async fn redis() -> Option<L2> {
+        let url = std::env::var("WARMLINE_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let link = RedisLink::new(&crate::cache::RedisSettings {
+            url: url.clone().into(),
+            prefix: String::new(),
+            command_timeout: Duration::from_secs(2),
+        })
+        .ok()?;
+        if link.ping(Duration::from_secs(2)).await != crate::cache::RedisHealth::Ok {
+            assert!(
+                std::env::var("WARMLINE_TEST_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "Redis is required at {url}"
+            );
+            // Past the harness's capture, as the integration tests' skips.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("SKIPPED cache::l2 lease test: redis unavailable ({url})\n").as_bytes(),
+            );
+            return None;
+        }
+        let prefix = format!("wltest:{}:", uuid::Uuid::new_v4().simple());
+        Some(L2::new(link, prefix))
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_released_only_by_its_holder() {
+        let Some(l2) = redis().await else { return };
+        let ns = Namespace::Contact;
+        assert!(l2.try_lease(ns, "k", "first", 60_000).await.unwrap());
+        assert!(!l2.try_lease(ns, "k", "second", 60_000).await.unwrap());
+        // A holder whose lease expired and went to another must not end
+        // the other's: "second" never held it, so nothing is released.
+        l2.release_lease(ns, "k", "second").await;
+        assert!(
+            !l2.try_lease(ns, "k", "third", 60_000).await.unwrap(),
+            "still held"
+        );
+        l2.release_lease(ns, "k", "first").await;
+        assert!(
+            l2.try_lease(ns, "k", "third", 60_000).await.unwrap(),
+            "released"
+        );
+        l2.release_lease(ns, "k", "third").await;
+    }
 
     #[test]
     fn glob_metacharacters_are_escaped() {
