@@ -199,17 +199,38 @@ fn parse_function(
             CallId::parse(&id).map_err(|e| ApiError::BadRequest(format!("`call.call_id`: {e}")))
         })
         .transpose()?;
+    let (caller, called) = sides(
+        field("from_number").as_deref(),
+        field("to_number").as_deref(),
+        field("direction").as_deref(),
+    );
     Ok(ToolCall {
         provider: Provider::Retell,
         invocation_id: None,
         request: ToolRequest::parse(&name, &args),
         arguments: args,
         call_id,
-        caller: optional_phone(field("from_number").as_deref()),
-        called: optional_phone(field("to_number").as_deref()),
+        caller,
+        called,
         replay_key: None,
         tenant_scope: None,
     })
+}
+
+/// The customer's and the business's numbers of a call: on an outbound
+/// call Retell's `from_number` is the business and `to_number` the
+/// customer, the other way round from an inbound one.
+fn sides<'a>(
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    direction: Option<&str>,
+) -> (Option<PhoneNumber>, Option<PhoneNumber>) {
+    let (customer, business) = if direction == Some("outbound") {
+        (to, from)
+    } else {
+        (from, to)
+    };
+    (optional_phone(customer), optional_phone(business))
 }
 
 /// [`parse_function`] on a raw query string, as the route would see it.
@@ -342,13 +363,20 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
         "call_ended" => CallPhase::Ended,
         "call_analyzed" => CallPhase::Analyzed,
         _ => {
-            let called = envelope
-                .call
-                .as_ref()
-                .and_then(|c| c.get("to_number"))
-                .and_then(Value::as_str);
+            let number = |k: &str| {
+                envelope
+                    .call
+                    .as_ref()
+                    .and_then(|c| c.get(k))
+                    .and_then(Value::as_str)
+            };
+            let (_, called) = sides(
+                number("from_number"),
+                number("to_number"),
+                number("direction"),
+            );
             return Ok(Delivery::Ignored {
-                called: optional_phone(called),
+                called,
                 event: envelope.event,
             });
         }
@@ -365,8 +393,11 @@ fn call_event(event: &str, phase: CallPhase, call: Value) -> Result<CallEvent, A
         .map_err(|e| ApiError::BadRequest(format!("`call.call_id`: {e}")))?;
     let mut e = CallEvent::new(Provider::Retell, id, phase, event);
     let d = &mut e.details;
-    d.caller = optional_phone(c.from_number.as_deref());
-    d.called = optional_phone(c.to_number.as_deref());
+    (d.caller, d.called) = sides(
+        c.from_number.as_deref(),
+        c.to_number.as_deref(),
+        c.direction.as_deref(),
+    );
     d.direction = c.direction;
     d.started_at_ms = c.start_timestamp;
     d.ended_at_ms = c.end_timestamp;

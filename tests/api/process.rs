@@ -437,9 +437,10 @@ fn warmline_hash_password_prints_an_argon2_hash_of_what_it_reads() {
 async fn with_the_demo_on_loopback_a_one_time_admin_password_is_printed_and_works() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    // Port 0, read back from what warmline prints: a port chosen for it
+    // beforehand could be taken by another test before warmline binds it.
     let mut child = warmline(dir.path())
-        .env("WARMLINE_ADDR", format!("127.0.0.1:{port}"))
+        .env("WARMLINE_ADDR", "127.0.0.1:0")
         .env_remove("WARMLINE_ADMIN_PASSWORD_HASH")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -447,24 +448,27 @@ async fn with_the_demo_on_loopback_a_one_time_admin_password_is_printed_and_work
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     // Reads on to the end, so warmline never writes to a closed pipe.
-    let (found, password) = tokio::sync::oneshot::channel();
+    let (found, printed) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut found = Some(found);
+        let (mut found, mut base) = (Some(found), None);
         for line in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
         {
+            if let Some(b) = line.strip_prefix("warmline is serving on ") {
+                base = Some(b.trim().to_owned());
+            }
             let prefix = "Admin password for this run (demo, loopback only): ";
             if let Some(p) = line.strip_prefix(prefix)
                 && let Some(tx) = found.take()
             {
-                let _ = tx.send(p.to_owned());
+                let _ = tx.send((base.clone(), p.to_owned()));
             }
         }
     });
-    let password = password.await.expect("the password is printed at start");
+    let (base, password) = printed.await.expect("the password is printed at start");
+    let base = base.expect("the address is printed before the password");
     assert_eq!(password.len(), 20);
-    let base = format!("http://127.0.0.1:{port}");
     crate::helpers::wait_until_serving(&base).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -221,3 +221,74 @@ async fn with_the_memory_upstream_down_the_call_is_answered_within_the_deadline_
         json!(["memory"])
     );
 }
+
+/// On an outbound call Retell's `from_number` is the business and
+/// `to_number` the customer: the tenant comes from the business's number,
+/// the context is the customer's, and the call is the tenant's.
+#[tokio::test]
+async fn an_outbound_call_is_the_business_calling_its_customer() {
+    let (app, _sim) = crate::helpers::voice::app(TestDb::sqlite()).await;
+    let mut call = crate::helpers::voice::retell_call("call_outbound", "+15550100000");
+    call["from_number"] = json!("+15550100000");
+    call["to_number"] = json!("+15550100001");
+    call["direction"] = json!("outbound");
+    let (status, answer) = crate::helpers::voice::retell(
+        &app,
+        "/retell/events",
+        &json!({ "event": "call_started", "call": call }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let function = json!({
+        "name": "get_customer_context",
+        "args": {},
+        "call": { "call_id": "call_outbound", "from_number": "+15550100000",
+                  "to_number": "+15550100001", "direction": "outbound" },
+    });
+    // The session is built beside the acknowledgement: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = crate::helpers::voice::retell(
+            &app,
+            "/retell/functions/get_customer_context",
+            &function,
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        if answer["result"].as_str().unwrap().contains("Ana Souza") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the callee's context: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = loop {
+        if let Some(c) = app
+            .store
+            .call(
+                warmline::domain::Provider::Retell,
+                &warmline::domain::CallId::parse("call_outbound").unwrap(),
+            )
+            .await
+            .unwrap()
+        {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "the call is stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        stored.tenant_id.as_ref().map(|t| t.as_str()),
+        Some("demo-dental"),
+        "the business's call"
+    );
+    assert_eq!(stored.details.direction.as_deref(), Some("outbound"));
+    assert_eq!(
+        stored.details.caller.as_ref().map(|p| p.as_str()),
+        Some("+15550100001"),
+        "the customer"
+    );
+}
