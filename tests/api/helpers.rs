@@ -315,11 +315,19 @@ pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
     }
 }
 
+/// A port for a process the test starts, free now. Chosen below the
+/// kernel's ephemeral range (32768–60999 here): a port from `bind(0)` could
+/// be handed to another test's listener or outgoing connection before the
+/// child binds it (a test then talked to the wrong server); below the
+/// range only another `free_port` can pick it, at random among 12,000.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_768);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32767")
 }
 
 /// A redis-server of the test's own, which the test may stop and restart.
