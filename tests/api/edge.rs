@@ -62,6 +62,20 @@ async fn retell_signed(app: &TestApp, path: &str, body: &Value, key: &str) -> (u
     post(app, path, &body, &[("x-retell-signature", sig)]).await
 }
 
+/// Tenant B has a live call, `call_id`, signed with B's own key.
+async fn start_call_of_b(app: &TestApp, call_id: &str) {
+    let mut call = retell_call(call_id, "+15550100001");
+    call["to_number"] = CLINIC_B.into();
+    let (status, answer) = retell_signed(
+        app,
+        "/retell/events",
+        &json!({ "event": "call_started", "call": call }),
+        B_RETELL,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
 #[tokio::test]
 async fn one_tenants_secret_cannot_act_on_another_tenants_number() {
     let (app, _sim) = two_tenants().await;
@@ -271,16 +285,7 @@ async fn unsigned_requests_are_served_only_for_the_demo_number_from_this_machine
 async fn a_tool_call_signed_for_one_tenant_never_reaches_another_tenants_call() {
     let (app, _sim) = two_tenants().await;
     // Tenant B has a live call.
-    let mut call = retell_call("call_of_b", "+15550100001");
-    call["to_number"] = CLINIC_B.into();
-    let (status, answer) = retell_signed(
-        &app,
-        "/retell/events",
-        &json!({ "event": "call_started", "call": call }),
-        B_RETELL,
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    start_call_of_b(&app, "call_of_b").await;
 
     // A's key, A's number, B's call id: the session and the cascade stay
     // within A.
@@ -327,16 +332,7 @@ async fn an_unsigned_demo_request_acts_for_the_demo_tenant_only() {
     )
     .await;
     app.cache.warm_up().await;
-    let mut call = retell_call("call_of_b_demo", "+15550100001");
-    call["to_number"] = CLINIC_B.into();
-    let (status, answer) = retell_signed(
-        &app,
-        "/retell/events",
-        &json!({ "event": "call_started", "call": call }),
-        B_RETELL,
-    )
-    .await;
-    assert_eq!(status, 200, "{answer}");
+    start_call_of_b(&app, "call_of_b_demo").await;
 
     // Unsigned, from this machine, for the demo number — naming B's call.
     let function = json!({
