@@ -1,6 +1,7 @@
 //! The cache's hot paths: an L1 hit, an L2 hit (real Redis) and a coalesced
 //! miss (100 concurrent gets of a cold key, one load). Results and how to
-//! reproduce them: BENCHMARKS.md.
+//! reproduce them: BENCHMARKS.md. The production subscriber and metrics
+//! recorder are installed, as in the inbound benchmark.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,24 @@ fn context() -> Context {
     }
 }
 
+/// The production subscriber (logs formatted to a sink, spans through
+/// OpenTelemetry at the default sampler) and the Prometheus recorder, so the
+/// numbers include what production pays for spans and counters.
+fn production_telemetry() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let settings = warmline::settings::Settings::from_vars(&Default::default())
+            .expect("the embedded defaults are valid settings");
+        std::mem::forget(warmline::telemetry::init_with_log_writer(
+            &settings.telemetry,
+            std::io::sink,
+        ));
+        warmline::telemetry::metrics::install();
+    });
+}
+
 fn runtime() -> tokio::runtime::Runtime {
+    production_telemetry();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,6 +3,8 @@
 //! process, and a first call against the upstream simulator with the
 //! latencies measured in the field (contact 200 ms, slots 140 ms, memory
 //! 150 ms) — which should cost the slowest upstream, not their sum.
+//! The production subscriber is installed (logs formatted to a sink, spans
+//! through OpenTelemetry), so the numbers include what production pays.
 //! Results and how to reproduce them: BENCHMARKS.md.
 
 use std::collections::HashMap;
@@ -46,12 +48,15 @@ async fn start() -> Bench {
         ),
         ("WARMLINE_DEMO", "off".to_owned()),
         ("RETELL_API_KEY", KEY.to_owned()),
-        ("RUST_LOG", "error".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let settings = Settings::from_vars(&vars).unwrap();
+    // What production pays: the default log filter and format (lines
+    // formatted, then discarded), every span through OpenTelemetry at the
+    // default sampler, and the Prometheus recorder (installed by the app).
+    let _telemetry = warmline::telemetry::init_with_log_writer(&settings.telemetry, std::io::sink);
     let app = Application::build(settings).await.unwrap();
     app.store()
         .upsert_tenant(&NewTenant {

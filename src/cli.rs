@@ -1,4 +1,5 @@
-//! The command line: `warmline [serve]`, `warmline migrate`.
+//! The command line: `warmline [serve]`, `warmline migrate`, `warmline
+//! simulate`, `warmline tenants`, `warmline events`, `warmline loadgen`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Drive a running warmline with signed platform requests and report
+    /// throughput and an HDR latency histogram (see BENCHMARKS.md).
+    Loadgen(crate::loadgen::Options),
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +100,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Tenants { command } => tenants(settings, command).await,
         Command::Events { command } => events(settings, command).await,
         Command::HashPassword => hash_password(),
+        Command::Loadgen(options) => {
+            tokio::task::spawn_blocking(move || crate::loadgen::run(options).map(drop)).await?
+        }
     }
 }
 

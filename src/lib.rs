@@ -14,6 +14,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod loadgen;
 pub mod settings;
 pub mod simulator;
 pub mod startup;

@@ -61,9 +61,21 @@ fn provider<E: SpanExporter + 'static>(
     builder.build()
 }
 
-/// Installs the global subscriber (logs + traces) and the W3C propagator.
-/// Safe to call more than once: later calls keep the first subscriber.
+/// Installs the global subscriber (logs to standard output + traces) and the
+/// W3C propagator. Safe to call more than once: later calls keep the first
+/// subscriber.
 pub fn init(settings: &TelemetrySettings) -> Telemetry {
+    init_with_log_writer(settings, std::io::stdout)
+}
+
+/// [`init`] with the log lines written to `writer`: the production
+/// subscriber, exporter and sampler, logging elsewhere (the benchmarks pass
+/// `std::io::sink` so that they pay for formatting every line, as
+/// production does, without flooding their report).
+pub fn init_with_log_writer<W>(settings: &TelemetrySettings, writer: W) -> Telemetry
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let exporter = settings.otlp_endpoint.as_ref().and_then(|_| {
         // The endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT, which the
         // exporter reads itself and completes with /v1/traces.
@@ -79,7 +91,7 @@ pub fn init(settings: &TelemetrySettings) -> Telemetry {
             }
         }
     });
-    install(settings, exporter, false, true)
+    install(settings, exporter, false, Some(writer))
 }
 
 /// Like [`init`] with an exporter of the caller's (tests use an in-memory
@@ -89,15 +101,24 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
     exporter: E,
     logs: bool,
 ) -> Telemetry {
-    install(settings, Some(exporter), true, logs)
+    install(
+        settings,
+        Some(exporter),
+        true,
+        logs.then_some(std::io::stdout),
+    )
 }
 
-fn install<E: SpanExporter + 'static>(
+fn install<E, W>(
     settings: &TelemetrySettings,
     exporter: Option<E>,
     simple: bool,
-    logs: bool,
-) -> Telemetry {
+    logs: Option<W>,
+) -> Telemetry
+where
+    E: SpanExporter + 'static,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
@@ -111,16 +132,19 @@ fn install<E: SpanExporter + 'static>(
     let otel = tracing_opentelemetry::layer().with_tracer(tracer);
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match (logs, settings.log_format) {
-        (false, _) => registry.try_init(),
-        (true, LogFormat::Json) => registry
+        (None, _) => registry.try_init(),
+        (Some(w), LogFormat::Json) => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(w),
             )
             .try_init(),
-        (true, LogFormat::Text) => registry.with(tracing_subscriber::fmt::layer()).try_init(),
+        (Some(w), LogFormat::Text) => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(w))
+            .try_init(),
     };
     Telemetry { provider }
 }

@@ -87,6 +87,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     ("simulator", &["domain", "upstreams"]),
+    ("loadgen", &["demo", "webhooks"]),
     ("demo", &["domain", "simulator", "store", "tenants"]),
     (
         "settings",
@@ -128,6 +129,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "admin",
             "demo",
+            "loadgen",
             "settings",
             "simulator",
             "startup",

@@ -23,6 +23,7 @@ mod health;
 mod hostile_upstreams;
 mod journal_faults;
 mod layers;
+mod loadgen;
 mod observability;
 mod platforms;
 mod process;
