@@ -155,6 +155,21 @@ where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = LoadResult<V>> + Send + 'static,
     {
+        // The common case, a fresh L1 entry, is answered without a span: it
+        // costs less than recording one, and its counters say it happened
+        // (an early refresh it starts is traced as its own load). Everything
+        // else (L2, a load, stale or fail-safe serving) is traced.
+        let now = now_ms();
+        let l1 = self.inner.l1.get(key);
+        if let Some(e) = &l1
+            && e.state(now) == State::Fresh
+        {
+            if e.should_refresh_early(now) {
+                self.refresh(key, loader);
+            }
+            crate::support::attribution::lookup(true);
+            return Ok(self.hit(e.clone(), Tier::L1, Outcome::HitFresh, now));
+        }
         let span = tracing::info_span!(
             "cache.lookup",
             cache.namespace = self.inner.ns.as_str(),
@@ -162,7 +177,10 @@ where
             cache.tier = tracing::field::Empty,
             cache.outcome = tracing::field::Empty,
         );
-        let result = self.lookup(key, loader).instrument(span.clone()).await;
+        let result = self
+            .lookup(key, loader, l1, now)
+            .instrument(span.clone())
+            .await;
         crate::support::attribution::lookup(
             result
                 .as_ref()
@@ -181,22 +199,25 @@ where
         result
     }
 
-    async fn lookup<F, Fut>(&self, key: &str, loader: F) -> Result<Lookup<V>, CacheError>
+    /// The lookup past a fresh L1 hit: `l1` is this replica's entry, read
+    /// at `now`.
+    async fn lookup<F, Fut>(
+        &self,
+        key: &str,
+        loader: F,
+        l1: Option<Entry<V>>,
+        now: i64,
+    ) -> Result<Lookup<V>, CacheError>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = LoadResult<V>> + Send + 'static,
     {
-        let now = now_ms();
         let mut fallback: Option<(Entry<V>, Tier)> = None;
 
-        if let Some(e) = self.inner.l1.get(key) {
+        if let Some(e) = l1 {
             match e.state(now) {
-                State::Fresh => {
-                    if e.should_refresh_early(now) {
-                        self.refresh(key, loader);
-                    }
-                    return Ok(self.hit(e, Tier::L1, Outcome::HitFresh, now));
-                }
+                // Answered by `get_or_load` before a span was opened.
+                State::Fresh => return Ok(self.hit(e, Tier::L1, Outcome::HitFresh, now)),
                 State::Stale => {
                     self.refresh(key, loader);
                     return Ok(self.hit(e, Tier::L1, Outcome::HitStale, now));
@@ -265,11 +286,33 @@ where
     /// upstream, or a warm-up), and tells the other replicas to drop their
     /// copy. Cancels the caching of any load in flight.
     pub async fn set(&self, key: &str, value: V) {
-        let ns = self.inner.ns;
-        let core = &self.inner.core;
-        core.bump_generation(ns);
+        let entry = self.set_local(key, value);
+        self.share(key, entry).await;
+    }
+
+    /// Like [`set`](Self::set), but only this replica's L1 has the value
+    /// when it returns; L2 and the other replicas' invalidation follow in a
+    /// task of their own, in that order. For a value whose first reader on
+    /// another replica is seconds away (a call's session, read by its
+    /// tools), not worth a caller's wait on two Redis round trips.
+    pub fn set_in_background(&self, key: &str, value: V) {
+        let entry = self.set_local(key, value);
+        let (this, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move { this.share(&key, entry).await });
+    }
+
+    fn set_local(&self, key: &str, value: V) -> Entry<V> {
+        self.inner.core.bump_generation(self.inner.ns);
         let entry = Entry::new(Some(value), &self.inner.policy, now_ms(), 0);
         self.inner.l1.insert(key.to_owned(), entry.clone());
+        entry
+    }
+
+    /// Writes `entry` to L2 (and the last-good table when the policy keeps
+    /// one), then tells the other replicas to drop their copies.
+    async fn share(&self, key: &str, entry: Entry<V>) {
+        let ns = self.inner.ns;
+        let core = &self.inner.core;
         if let Ok(json) = entry.to_json() {
             // Awaited: the other replicas must find the new value in L2
             // when they act on the message below.

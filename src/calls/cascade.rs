@@ -53,7 +53,7 @@ impl Calls {
                 return Ok(self
                     .fallback_session(
                         tc,
-                        tenant,
+                        tenant.into(),
                         caller,
                         Fallback::CallFromDatabase,
                         "session not cached",
@@ -75,7 +75,7 @@ impl Calls {
                     return Ok(self
                         .fallback_session(
                             tc,
-                            tenant,
+                            tenant.into(),
                             Some(caller.clone()),
                             Fallback::CallFromRecentCaller,
                             &detail,
@@ -133,7 +133,7 @@ impl Calls {
     async fn fallback_session(
         &self,
         tc: &ToolCall,
-        tenant: Tenant,
+        tenant: std::sync::Arc<Tenant>,
         caller: Option<PhoneNumber>,
         kind: Fallback,
         detail: &str,

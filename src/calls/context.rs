@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{Duration as ChronoDuration, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered, keys};
 use crate::domain::PhoneNumber;
@@ -51,9 +52,58 @@ pub struct CallerContext {
     pub missing: Vec<String>,
     /// Parts served stale because their upstream failed or was slow.
     pub stale: Vec<String>,
+    /// The answers rendered from this context, kept with it: a cached
+    /// context is rendered once per version, not once per call.
+    #[serde(skip)]
+    pub rendered: Rendered,
+}
+
+/// Which answer a [`Rendered`] slot keeps; the webhooks name theirs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rendering(pub usize);
+
+/// Answers rendered from one context version, as bytes, by [`Rendering`].
+/// Not part of the context's value: a copy starts empty, and two contexts
+/// are equal whatever they have rendered.
+#[derive(Default)]
+pub struct Rendered([std::sync::OnceLock<bytes::Bytes>; Rendered::SLOTS]);
+
+impl Rendered {
+    pub const SLOTS: usize = 4;
+}
+
+impl Clone for Rendered {
+    fn clone(&self) -> Self {
+        Rendered::default()
+    }
+}
+
+impl PartialEq for Rendered {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rendered")
+    }
 }
 
 impl CallerContext {
+    /// The answer `which` rendered from this context: `render` runs once
+    /// per context version (per replica), later calls share its bytes.
+    pub fn rendered(
+        &self,
+        which: Rendering,
+        render: impl FnOnce(&CallerContext) -> bytes::Bytes,
+    ) -> bytes::Bytes {
+        match self.rendered.0.get(which.0) {
+            Some(slot) => slot.get_or_init(|| render(self)).clone(),
+            None => render(self),
+        }
+    }
+
     /// The next free slots as the agent should say them, in the tenant's zone.
     pub fn slots_spoken(&self) -> Vec<String> {
         self.next_slots
@@ -93,6 +143,7 @@ impl CallerContext {
             next_slots: Vec::new(),
             missing: Vec::new(),
             stale: Vec::new(),
+            rendered: Rendered::default(),
         }
     }
 }
@@ -151,21 +202,43 @@ impl ContextAssembler {
     }
 
     /// The caller's context, from the `context` namespace when a complete
-    /// one is cached, else assembled from its parts.
-    #[tracing::instrument(name = "calls.assemble_context", skip_all, fields(tenant = %tenant.id, caller = %caller.masked()))]
-    pub async fn assemble(&self, tenant: &Tenant, caller: &PhoneNumber) -> CallerContext {
-        let key = keys::caller(&tenant.id, caller);
-        if let Some(l) = self.contexts.get_cached(&key).await
-            && let Some(ctx) = l.value
-            && l.outcome == Outcome::HitFresh
-        {
-            return (*ctx).clone();
+    /// one is cached (shared, with its rendered answers, and without a span
+    /// of its own), else assembled from its parts (traced).
+    pub async fn assemble(&self, tenant: &Tenant, caller: &PhoneNumber) -> Arc<CallerContext> {
+        if let Some(ctx) = self.cached(tenant, caller).await {
+            return ctx;
         }
+        let key = keys::caller(&tenant.id, caller);
+        self.assemble_and_keep(tenant, caller, &key)
+            .instrument(tracing::info_span!("calls.assemble_context", tenant = %tenant.id, caller = %caller.masked()))
+            .await
+    }
+
+    /// The caller's complete context when a fresh one is cached.
+    pub async fn cached(
+        &self,
+        tenant: &Tenant,
+        caller: &PhoneNumber,
+    ) -> Option<Arc<CallerContext>> {
+        let l = self
+            .contexts
+            .get_cached(&keys::caller(&tenant.id, caller))
+            .await?;
+        l.value.filter(|_| l.outcome == Outcome::HitFresh)
+    }
+
+    /// Assembles the context from its parts and caches it when complete.
+    async fn assemble_and_keep(
+        &self,
+        tenant: &Tenant,
+        caller: &PhoneNumber,
+        key: &str,
+    ) -> Arc<CallerContext> {
         let ctx = self.assemble_parts(tenant, caller).await;
         if ctx.missing.is_empty() && ctx.stale.is_empty() {
-            self.contexts.set(&key, ctx.clone()).await;
+            self.contexts.set(key, ctx.clone()).await;
         }
-        ctx
+        Arc::new(ctx)
     }
 
     async fn assemble_parts(&self, tenant: &Tenant, caller: &PhoneNumber) -> CallerContext {
@@ -325,6 +398,34 @@ impl ContextAssembler {
             next_slots: slots.map(|s| (*s).clone()).unwrap_or_default(),
             missing,
             stale,
+            rendered: Rendered::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_rendered_once_per_context_version_and_a_copy_starts_over() {
+        let ctx = CallerContext::nobody();
+        let renders = std::cell::Cell::new(0);
+        let render = |_: &CallerContext| {
+            renders.set(renders.get() + 1);
+            bytes::Bytes::from_static(b"{}")
+        };
+        for _ in 0..3 {
+            assert_eq!(ctx.rendered(Rendering(0), render), "{}");
+        }
+        assert_eq!(renders.get(), 1, "kept after the first render");
+        ctx.rendered(Rendering(1), render);
+        assert_eq!(renders.get(), 2, "each answer has its own slot");
+        let copy = ctx.clone();
+        assert_eq!(copy, ctx, "what was rendered is no part of the value");
+        copy.rendered(Rendering(0), render);
+        assert_eq!(renders.get(), 3, "a copy (a new version) renders again");
+        ctx.rendered(Rendering(Rendered::SLOTS), render);
+        assert_eq!(renders.get(), 4, "an unknown slot renders every time");
     }
 }

@@ -13,7 +13,7 @@ mod tools;
 /// What acknowledging a call event says: where it was made durable, and
 /// whether it had been seen before.
 pub use crate::writebehind::{Durability, Outcome};
-pub use context::{CallerContext, ContactInfo};
+pub use context::{CallerContext, ContactInfo, Rendering};
 pub use session::CallSession;
 
 use std::sync::Arc;
@@ -54,9 +54,10 @@ pub enum Inbound {
     /// take the call.
     UnknownTenant,
     Context {
-        context: Box<CallerContext>,
+        /// Shared with the cache: render it with [`CallerContext::rendered`].
+        context: Arc<CallerContext>,
         /// The tenant answering (its Vapi assistant, its name).
-        tenant: Box<Tenant>,
+        tenant: Arc<Tenant>,
     },
 }
 
@@ -115,7 +116,7 @@ impl Calls {
     }
 
     /// The tenant answering `called`, from memory.
-    pub async fn tenant(&self, called: &PhoneNumber) -> Result<Option<Tenant>, CacheError> {
+    pub async fn tenant(&self, called: &PhoneNumber) -> Result<Option<Arc<Tenant>>, CacheError> {
         self.tenants.resolve(called).await
     }
 
@@ -127,14 +128,32 @@ impl Calls {
             .tenants
             .resolve_line(line)
             .await?
-            .map(|t| t.phone_number))
+            .map(|t| t.phone_number.clone()))
     }
 
     /// Context for an inbound call. With the call's id (Vapi, ElevenLabs
     /// know it already) the session is cached for the call's tools and the
     /// context answered is recorded on the call.
-    #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %call.provider, called = %call.called.masked()))]
+    ///
+    /// A returning caller's call without an id — the tenant and the context
+    /// in L1, nothing to record — is the hot path: it opens no span of its
+    /// own (the request's root span gets `warmline.tenant`), and its answer
+    /// is the cached context, shared. Everything else is traced as
+    /// `calls.inbound`.
     pub async fn inbound(&self, call: InboundCall) -> Result<Inbound, CacheError> {
+        if call.call_id.is_none()
+            && let Some(caller) = &call.caller
+            && let Some(tenant) = self.tenants.resolve(&call.called).await?
+            && let Some(context) = self.context.cached(&tenant, caller).await
+        {
+            tracing::Span::current().record("warmline.tenant", tenant.id.as_str());
+            return Ok(Inbound::Context { context, tenant });
+        }
+        self.inbound_traced(call).await
+    }
+
+    #[tracing::instrument(name = "calls.inbound", skip_all, fields(provider = %call.provider, called = %call.called.masked(), tenant = tracing::field::Empty))]
+    async fn inbound_traced(&self, call: InboundCall) -> Result<Inbound, CacheError> {
         let InboundCall {
             provider,
             called,
@@ -148,17 +167,19 @@ impl Calls {
             );
             return Ok(Inbound::UnknownTenant);
         };
+        tracing::Span::current().record("tenant", tenant.id.as_str());
         let session = self
             .session_for("inbound", provider, call_id.clone(), tenant, caller)
             .await;
         if let Some(id) = &call_id {
+            // The call's tools come seconds later: the caller does not wait
+            // for the session to reach Redis and the other replicas.
             self.sessions
-                .set(&keys::session(provider, id), session.clone())
-                .await;
+                .set_in_background(&keys::session(provider, id), session.clone());
         }
         Ok(Inbound::Context {
-            context: Box::new(session.context),
-            tenant: Box::new(session.tenant),
+            context: session.context,
+            tenant: session.tenant,
         })
     }
 
@@ -168,7 +189,7 @@ impl Calls {
         &self,
         provider: Provider,
         call_id: Option<CallId>,
-        tenant: Tenant,
+        tenant: Arc<Tenant>,
         caller: Option<PhoneNumber>,
     ) -> CallSession {
         self.session_for("fallback", provider, call_id, tenant, caller)
@@ -183,13 +204,13 @@ impl Calls {
         source: &str,
         provider: Provider,
         call_id: Option<CallId>,
-        tenant: Tenant,
+        tenant: Arc<Tenant>,
         caller: Option<PhoneNumber>,
     ) -> CallSession {
         let (started, at_ms) = (Instant::now(), now_ms());
         let context = match &caller {
             Some(c) => self.context.assemble(&tenant, c).await,
-            None => CallerContext::anonymous(&tenant),
+            None => Arc::new(CallerContext::anonymous(&tenant)),
         };
         let session = CallSession {
             provider,

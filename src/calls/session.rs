@@ -2,6 +2,8 @@
 //! `cache::keys::session`) when the call starts, so that tools never query
 //! the database mid-call.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::CallerContext;
@@ -12,7 +14,9 @@ use crate::tenants::Tenant;
 pub struct CallSession {
     pub provider: Provider,
     pub call_id: Option<CallId>,
-    pub tenant: Tenant,
+    /// Shared with the tenant directory's cache: a session costs no copy.
+    pub tenant: Arc<Tenant>,
     pub caller: Option<PhoneNumber>,
-    pub context: CallerContext,
+    /// Shared with the context cache, with its rendered answers.
+    pub context: Arc<CallerContext>,
 }

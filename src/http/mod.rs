@@ -111,10 +111,12 @@ pub fn serve(
             )
             .app_data(web::QueryConfig::default().error_handler(query_error_handler))
             .app_data(web::PayloadConfig::default().limit(MAX_BODY_BYTES))
+            // Webhooks first: a caller waits on them, and routes are
+            // matched in order.
+            .configure(crate::webhooks::configure)
             .configure(health::configure)
             .configure(crate::admin::api::configure)
             .configure(crate::admin::pages::configure)
-            .configure(crate::webhooks::configure)
             .configure(metrics::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))

@@ -50,9 +50,11 @@ pub struct Options {
     /// The business's number that is called.
     #[arg(long, default_value = crate::demo::DEMO_NUMBER)]
     pub called: String,
-    /// Every inbound request carries a new call id, as the platforms send
-    /// (the call's session is then cached for its tools); off: none.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Retell `call_inbound` carries a new call id each time, as Retell's
+    /// current SDK sends (the call's session is then cached for its tools);
+    /// off (the default), as its documented payload. Vapi and ElevenLabs
+    /// always name their calls.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub call_ids: bool,
     /// Retell's API key, to sign Retell requests.
     #[arg(

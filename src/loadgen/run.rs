@@ -288,6 +288,16 @@ struct Worker {
 }
 
 impl Worker {
+    /// Whether a pool caller's request is the same every time (no call id
+    /// of its own, or its standing call's).
+    fn repeats_requests(&self) -> bool {
+        match self.scenario {
+            Scenario::Health | Scenario::RetellTool | Scenario::VapiTool => true,
+            Scenario::RetellInbound => !self.call_ids,
+            _ => false,
+        }
+    }
+
     async fn run(
         self,
         start: Instant,
@@ -299,6 +309,7 @@ impl Worker {
         let mut conn = Connection::new(self.host.clone(), self.timeout);
         let mut rng = fastrand::Rng::new();
         let mut seq = 0u64;
+        let mut prepared = std::collections::HashMap::<usize, (i64, scenario::Built)>::new();
         loop {
             // When this request is due: now (closed loop) or on the schedule,
             // request n at `start + n / rate`.
@@ -328,11 +339,12 @@ impl Worker {
                     standing_call(&self.run_id, i)
                 }
                 // A start and then the end of the same call.
-                (Scenario::RetellEvents, _) => format!("lg-{}-w{}-{}", self.run_id, self.id, n / 2),
-                _ if self.call_ids || !self.scenario.reads_context() => {
-                    format!("lg-{}-w{}-{n}", self.run_id, self.id)
+                (Scenario::RetellEvents, _) => {
+                    format!("lg-{}-w{}-{}", self.run_id, self.id, n / 2)
                 }
-                _ => String::new(),
+                (Scenario::Health, _) => String::new(),
+                (Scenario::RetellInbound, _) if !self.call_ids => String::new(),
+                _ => format!("lg-{}-w{}-{n}", self.run_id, self.id),
             };
             let party = Party {
                 caller: &caller,
@@ -341,7 +353,19 @@ impl Worker {
                 day: &self.day,
                 n,
             };
-            let built = scenario::build(self.scenario, &party, &self.secrets);
+            // A pool caller's request that is the same every time is built
+            // (and signed) once a second, not per request: the generator
+            // shares the machine with the server it measures.
+            let reusable = pool_index.filter(|_| self.repeats_requests());
+            let second = chrono::Utc::now().timestamp();
+            let key = reusable.unwrap_or(usize::MAX);
+            if reusable.is_none() || prepared.get(&key).is_none_or(|(at, _)| *at != second) {
+                let built = scenario::build(self.scenario, &party, &self.secrets);
+                prepared.insert(key, (second, built));
+            }
+            let Some((_, built)) = prepared.get(&key) else {
+                continue;
+            };
             let result = conn.send(&built.request()).await;
             let took = due.elapsed();
             match result {

@@ -134,14 +134,21 @@ pub fn build(scenario: Scenario, p: &Party<'_>, s: &Secrets) -> Built {
     let args = json!({ "date": p.day, "service": "cleaning" });
     let (method, path, body, expect): (_, _, serde_json::Value, &'static [u8]) = match scenario {
         Scenario::Health => ("GET", "/health", serde_json::Value::Null, b""),
-        Scenario::RetellInbound => (
-            "POST",
-            "/retell/inbound",
-            json!({ "event": "call_inbound", "call_inbound": {
-                "from_number": p.caller, "to_number": p.called,
-                "agent_id": "agent_loadgen", "call_id": p.call_id } }),
-            b"dynamic_variables",
-        ),
+        Scenario::RetellInbound => {
+            // Retell's documented payload has no call id; its current SDK
+            // sends one.
+            let mut inbound = json!({ "from_number": p.caller, "to_number": p.called,
+                                      "agent_id": "agent_loadgen" });
+            if !p.call_id.is_empty() {
+                inbound["call_id"] = json!(p.call_id);
+            }
+            (
+                "POST",
+                "/retell/inbound",
+                json!({ "event": "call_inbound", "call_inbound": inbound }),
+                b"dynamic_variables",
+            )
+        }
         Scenario::RetellTool => (
             "POST",
             "/retell/functions/check_availability",

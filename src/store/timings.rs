@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use sqlx::Row;
 
 use super::{Result, Store};
@@ -103,26 +103,24 @@ impl DailyTimings {
 #[derive(Clone)]
 pub struct Rollup {
     store: Store,
-    pending: Arc<Mutex<HashMap<(String, String), DailyTimings>>>,
+    pending: Arc<Mutex<HashMap<(String, NaiveDate), DailyTimings>>>,
 }
 
 impl AnswerSink for Rollup {
     fn answered(&self, a: &Answered) {
-        let (tenant, day) = match &a.tenant {
-            Some((id, tz)) => (
-                id.clone(),
-                Utc::now().with_timezone(tz).date_naive().to_string(),
-            ),
-            None => (String::new(), Utc::now().date_naive().to_string()),
+        // The day as a date, not text: this runs on every answer.
+        let key = match &a.tenant {
+            Some((id, tz)) => (id.clone(), Utc::now().with_timezone(tz).date_naive()),
+            None => (String::new(), Utc::now().date_naive()),
         };
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let full = pending.len() >= MAX_PENDING;
-        match pending.get_mut(&(tenant.clone(), day.clone())) {
+        match pending.get_mut(&key) {
             Some(t) => t.record(a),
             None if full => {
                 metrics::counter!("warmline_rollup_dropped_total").increment(1);
             }
-            None => pending.entry((tenant, day)).or_default().record(a),
+            None => pending.entry(key).or_default().record(a),
         }
     }
 }
@@ -141,7 +139,7 @@ impl Rollup {
     /// could not be written waits for the next flush. Returns the
     /// tenant-days written.
     pub async fn flush(&self) -> Result<usize> {
-        let batch: Vec<((String, String), DailyTimings)> = self
+        let batch: Vec<((String, NaiveDate), DailyTimings)> = self
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -150,7 +148,11 @@ impl Rollup {
         let mut written = 0;
         let mut failed = None;
         for (i, ((tenant, day), t)) in batch.iter().enumerate() {
-            if let Err(e) = self.store.add_daily_timings(tenant, day, t).await {
+            if let Err(e) = self
+                .store
+                .add_daily_timings(tenant, &day.to_string(), t)
+                .await
+            {
                 metrics::counter!("warmline_rollup_flush_errors_total").increment(1);
                 self.put_back(&batch[i..]);
                 failed = Some(e);
@@ -164,7 +166,7 @@ impl Rollup {
         }
     }
 
-    fn put_back(&self, rest: &[((String, String), DailyTimings)]) {
+    fn put_back(&self, rest: &[((String, NaiveDate), DailyTimings)]) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         for (key, t) in rest {
             pending.entry(key.clone()).or_default().add(t);

@@ -41,6 +41,11 @@ impl std::error::Error for JsonProblem {}
 
 /// Reads `T` from raw bytes; `what` names the payload in the error.
 pub fn parse<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, JsonProblem> {
+    // The common case, a good payload, pays for no path tracking; a bad one
+    // is read again to say where it went wrong.
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| problem(what, e))?;
     // Trailing characters after the value are a syntax error too.

@@ -56,6 +56,9 @@ impl RootSpanBuilder for RootSpan {
             client.address = %conn.realip_remote_addr().unwrap_or(""),
             user_agent.original = %request.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or(""),
             error.type = tracing::field::Empty,
+            // The tenant a webhook answered for, when its hot path opened no
+            // span of its own to say so.
+            warmline.tenant = tracing::field::Empty,
         );
         // Honour an incoming `traceparent`: this request joins that trace.
         let parent = opentelemetry::global::get_text_map_propagator(|p| {

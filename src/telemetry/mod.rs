@@ -65,7 +65,10 @@ fn provider<E: SpanExporter + 'static>(
 /// W3C propagator. Safe to call more than once: later calls keep the first
 /// subscriber.
 pub fn init(settings: &TelemetrySettings) -> Telemetry {
-    init_with_log_writer(settings, std::io::stdout)
+    use std::io::IsTerminal;
+    // Colours for a person at a terminal; plain lines for a log collector
+    // (and no styling cost on every span).
+    install_exporting(settings, std::io::stdout, std::io::stdout().is_terminal())
 }
 
 /// [`init`] with the log lines written to `writer`: the production
@@ -73,6 +76,14 @@ pub fn init(settings: &TelemetrySettings) -> Telemetry {
 /// `std::io::sink` so that they pay for formatting every line, as
 /// production does, without flooding their report).
 pub fn init_with_log_writer<W>(settings: &TelemetrySettings, writer: W) -> Telemetry
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    install_exporting(settings, writer, false)
+}
+
+/// The OTLP exporter when one is configured, then [`install`].
+fn install_exporting<W>(settings: &TelemetrySettings, writer: W, ansi: bool) -> Telemetry
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -91,7 +102,7 @@ where
             }
         }
     });
-    install(settings, exporter, false, Some(writer))
+    install(settings, exporter, false, Some((writer, ansi)))
 }
 
 /// Like [`init`] with an exporter of the caller's (tests use an in-memory
@@ -105,7 +116,7 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
         settings,
         Some(exporter),
         true,
-        logs.then_some(std::io::stdout),
+        logs.then_some((std::io::stdout, false)),
     )
 }
 
@@ -113,7 +124,7 @@ fn install<E, W>(
     settings: &TelemetrySettings,
     exporter: Option<E>,
     simple: bool,
-    logs: Option<W>,
+    logs: Option<(W, bool)>,
 ) -> Telemetry
 where
     E: SpanExporter + 'static,
@@ -133,7 +144,7 @@ where
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let _ = match (logs, settings.log_format) {
         (None, _) => registry.try_init(),
-        (Some(w), LogFormat::Json) => registry
+        (Some((w, _)), LogFormat::Json) => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
@@ -142,8 +153,12 @@ where
                     .with_writer(w),
             )
             .try_init(),
-        (Some(w), LogFormat::Text) => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(w))
+        (Some((w, ansi)), LogFormat::Text) => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(w),
+            )
             .try_init(),
     };
     Telemetry { provider }

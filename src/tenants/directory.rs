@@ -10,6 +10,7 @@
 use crate::cache::{Cache, CacheError, FlushReport, FlushScope, LoadError, Namespace, Tiered};
 use crate::domain::{PhoneNumber, TenantId};
 use crate::store::{Store, StoreError, TenantRow};
+use std::sync::Arc;
 
 use super::Tenant;
 
@@ -74,9 +75,11 @@ impl TenantDirectory {
         dir
     }
 
-    /// The tenant answering `called`, or `None` when no tenant has it.
-    #[tracing::instrument(name = "tenant.resolve", skip_all, fields(called = %called.masked(), tenant = tracing::field::Empty))]
-    pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<Tenant>, CacheError> {
+    /// The tenant answering `called`, or `None` when no tenant has it:
+    /// shared, not copied (a hot path resolves it on every request). An L1
+    /// hit opens no span of its own; a load is traced as a `cache.lookup`
+    /// of the `tenant` namespace.
+    pub async fn resolve(&self, called: &PhoneNumber) -> Result<Option<Arc<Tenant>>, CacheError> {
         let store = self.store.clone();
         let number = called.clone();
         let lookup = self
@@ -92,10 +95,9 @@ impl TenantDirectory {
             })
             .await?;
         if let Some(t) = &lookup.value {
-            tracing::Span::current().record("tenant", t.id.as_str());
             crate::support::attribution::tenant(t.id.as_str(), t.time_zone);
         }
-        Ok(lookup.value.map(|t| (*t).clone()))
+        Ok(lookup.value)
     }
 
     /// The tenant whose `line_ids` name `line` (a Vapi phone-number id or a
@@ -103,7 +105,7 @@ impl TenantDirectory {
     /// number. Answered from memory like [`resolve`](Self::resolve); a line
     /// not yet in L1 is looked for among all tenants once.
     #[tracing::instrument(name = "tenant.resolve_line", skip_all, fields(tenant = tracing::field::Empty))]
-    pub async fn resolve_line(&self, line: &str) -> Result<Option<Tenant>, CacheError> {
+    pub async fn resolve_line(&self, line: &str) -> Result<Option<Arc<Tenant>>, CacheError> {
         let line = line.trim().to_lowercase();
         let dir = self.clone();
         let wanted = line.clone();
@@ -117,7 +119,7 @@ impl TenantDirectory {
         if let Some(t) = &lookup.value {
             tracing::Span::current().record("tenant", t.id.as_str());
         }
-        Ok(lookup.value.map(|t| (*t).clone()))
+        Ok(lookup.value)
     }
 
     /// The tenant with this id, from the database (the fallback cascade and

@@ -74,18 +74,24 @@ async fn initiation(
             },
         )
         .await?;
-    let vars = match calls.inbound(call).await? {
+    let answer = |vars: Map<String, Value>| {
+        json!({
+            "type": "conversation_initiation_client_data",
+            "dynamic_variables": vars,
+        })
+    };
+    Ok(match calls.inbound(call).await? {
         Inbound::UnknownTenant => {
             // Counted (`unknown_called_number`) and logged by the call service.
             tracing::info!("ElevenLabs initiation for an unknown number: neutral variables");
-            Value::Object(neutral_variables())
+            HttpResponse::Ok().json(answer(neutral_variables()))
         }
-        Inbound::Context { context, .. } => Value::Object(variables::as_values(&context)),
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "type": "conversation_initiation_client_data",
-        "dynamic_variables": vars,
-    })))
+        Inbound::Context { context, .. } => {
+            variables::json_answer(context.rendered(variables::ELEVENLABS_INITIATION, |c| {
+                variables::to_bytes(&answer(variables::as_values(c)))
+            }))
+        }
+    })
 }
 
 /// Every variable warmline defines, each with its type's neutral value (an

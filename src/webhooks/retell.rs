@@ -113,16 +113,20 @@ async fn inbound(
         Some(c.called.clone())
     })
     .await?;
-    Ok(HttpResponse::Ok().json(match calls.inbound(call).await? {
+    Ok(match calls.inbound(call).await? {
         // Empty: Retell's default agent for the number takes the call.
-        Inbound::UnknownTenant => json!({ "call_inbound": {} }),
-        Inbound::Context { context, .. } => json!({
-            "call_inbound": {
-                "dynamic_variables": variables::as_strings(&context),
-                "metadata": variables::metadata(&context),
-            }
-        }),
-    }))
+        Inbound::UnknownTenant => HttpResponse::Ok().json(json!({ "call_inbound": {} })),
+        Inbound::Context { context, .. } => {
+            variables::json_answer(context.rendered(variables::RETELL_INBOUND, |c| {
+                variables::to_bytes(&json!({
+                    "call_inbound": {
+                        "dynamic_variables": variables::as_strings(c),
+                        "metadata": variables::metadata(c),
+                    }
+                }))
+            }))
+        }
+    })
 }
 
 // --------------------------------------------------------------- functions

@@ -2,9 +2,29 @@
 //! every platform: Retell and Vapi take strings only, ElevenLabs takes typed
 //! values. One list, rendered two ways.
 
+use actix_web::HttpResponse;
+use actix_web::http::header::ContentType;
 use serde_json::{Map, Value, json};
 
-use crate::calls::CallerContext;
+use crate::calls::{CallerContext, Rendering};
+
+/// Retell's `call_inbound` answer, rendered once per context version.
+pub const RETELL_INBOUND: Rendering = Rendering(0);
+/// ElevenLabs' conversation-initiation answer, likewise.
+pub const ELEVENLABS_INITIATION: Rendering = Rendering(1);
+
+/// `value` as JSON bytes, to keep with the context it was rendered from.
+pub fn to_bytes(value: &Value) -> bytes::Bytes {
+    // Serialising a `Value` cannot fail: its map keys are strings.
+    serde_json::to_vec(value).unwrap_or_default().into()
+}
+
+/// A 200 with JSON rendered earlier.
+pub fn json_answer(body: bytes::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
+}
 
 /// The variables with their typed values.
 fn typed(ctx: &CallerContext) -> [(&'static str, Value); 7] {

@@ -1,5 +1,6 @@
 //! Traces: the root span per webhook with its semantic-convention
-//! attributes, child spans for tenant, cache and upstreams, no unmasked
+//! attributes, child spans for the call, cache and upstreams (none on the
+//! cached hot path, whose root span names the tenant), no unmasked
 //! phone number anywhere, trace ids returned and stored, OTLP export.
 
 use std::collections::HashMap;
@@ -27,10 +28,10 @@ fn attrs(span: &opentelemetry_sdk::trace::SpanData) -> HashMap<String, String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_inbound_webhook_that_misses_the_cache_yields_one_trace_with_tenant_cache_and_upstream_spans()
- {
-    let (app, _sim) = spawn_with_simulator(TestDb::sqlite(), &[("RETELL_API_KEY", KEY)]).await;
+/// Sends a signed `call_inbound` in a trace of its own (an incoming
+/// `traceparent` with parent span `00f067aa0ba902b7`) and returns the spans
+/// of that trace once its root span is finished.
+async fn traced_inbound(app: &crate::helpers::TestApp) -> Vec<opentelemetry_sdk::trace::SpanData> {
     let body = json!({ "event": "call_inbound", "call_inbound": { "from_number": "+15550100001", "to_number": "+15550100000" } }).to_string();
     let sig = sign_retell(
         body.as_bytes(),
@@ -70,6 +71,15 @@ async fn an_inbound_webhook_that_misses_the_cache_yields_one_trace_with_tenant_c
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    spans
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbound_webhook_that_misses_the_cache_yields_one_trace_with_tenant_cache_and_upstream_spans()
+ {
+    let (app, _sim) = spawn_with_simulator(TestDb::sqlite(), &[("RETELL_API_KEY", KEY)]).await;
+    let spans = traced_inbound(&app).await;
+    let parent_hex = "00f067aa0ba902b7";
     let root = spans
         .iter()
         .find(|s| s.name == "POST /retell/inbound")
@@ -82,14 +92,19 @@ async fn an_inbound_webhook_that_misses_the_cache_yields_one_trace_with_tenant_c
     assert_eq!(a["http.response.status_code"], "200");
     assert_eq!(a["url.path"], "/retell/inbound");
 
-    assert!(spans.iter().any(|s| s.name == "tenant.resolve"
+    assert!(spans.iter().any(|s| s.name == "calls.inbound"
         && attrs(s).get("tenant").map(String::as_str) == Some("demo-dental")));
     let lookups: Vec<HashMap<String, String>> = spans
         .iter()
         .filter(|s| s.name == "cache.lookup")
         .map(attrs)
         .collect();
-    for ns in ["tenant", "contact", "memory", "slots"] {
+    // The tenant came from L1 (warmed at start): a fresh L1 hit opens no span.
+    assert!(
+        !lookups.iter().any(|a| a["cache.namespace"] == "tenant"),
+        "{lookups:?}"
+    );
+    for ns in ["contact", "memory", "slots"] {
         let l = lookups
             .iter()
             .find(|a| a["cache.namespace"] == ns)
@@ -138,6 +153,13 @@ async fn an_inbound_webhook_that_misses_the_cache_yields_one_trace_with_tenant_c
             );
         }
     }
+
+    // The caller again: the hot path. Its trace is the root span alone,
+    // which names the tenant; no child span was paid for.
+    let again = traced_inbound(&app).await;
+    let names: Vec<&str> = again.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names, ["POST /retell/inbound"], "{again:?}");
+    assert_eq!(attrs(&again[0])["warmline.tenant"], "demo-dental");
 }
 
 #[tokio::test]
