@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::cache::{Cache, CacheError, Namespace, Tiered, keys};
-use crate::domain::{CallEvent, CallId, CallPhase, Fallback, InboundCall, PhoneNumber, Provider};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, Direction, Fallback, InboundCall, PhoneNumber, Provider,
+};
 use crate::store::Store;
 use crate::support::{Env, SettingsError, now_ms};
 use crate::tenants::{Tenant, TenantDirectory};
@@ -232,6 +234,18 @@ impl Calls {
                 .instrument(tracing::info_span!("calls.start_session")),
             );
         }
+        metrics::counter!(
+            "warmline_call_events_total",
+            "provider" => event.provider.as_str(),
+            "phase" => match event.phase {
+                CallPhase::Started => "started",
+                CallPhase::Ended => "ended",
+                CallPhase::Analyzed => "analyzed",
+            },
+            "direction" => Direction::of(event.details.direction.as_deref()).as_str(),
+            "channel" => event.details.channel.unwrap_or_default().as_str(),
+        )
+        .increment(1);
         let ended = event.phase != CallPhase::Started;
         let caller = event.details.caller.clone();
         let job = Job::CallEvent {

@@ -5,6 +5,9 @@
 //! - `POST /retell/events` — `call_started`, `call_ended`, `call_analyzed`.
 //!
 //! Every request carries `x-retell-signature`, checked on the raw bytes.
+//! An SMS's `chat_inbound`, posted to the same inbound webhook, is `chat`'s.
+
+mod chat;
 
 use std::collections::BTreeMap;
 
@@ -97,6 +100,11 @@ async fn retell_inbound(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(&gate, PROVIDER, "call_inbound", async {
+        if chat::might_be_chat(&body)
+            && let Some(response) = chat::chat_inbound(&calls, &gate, &req, &body).await?
+        {
+            return Ok(Handled::ok(response, "chat_inbound"));
+        }
         let response = inbound(&calls, &gate, &req, &body).await?;
         Ok(Handled::ok(response, "call_inbound"))
     })

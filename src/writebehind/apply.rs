@@ -4,11 +4,11 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CallEvent, CallId, CallPhase, Provider, TenantId, WriteBack};
+use crate::domain::{CallEvent, CallId, CallPhase, Direction, Provider, TenantId, WriteBack};
 use crate::store::tx::{
-    add_call_fallback_in, add_daily_in, enqueue_writeback_in, insert_appointment_in,
-    insert_call_step_in, record_applied_in, record_contact_call_in, tenant_for_number_in,
-    upsert_call_in,
+    add_call_fallback_in, add_daily_in, call_direction_in, enqueue_writeback_in,
+    insert_appointment_in, insert_call_step_in, record_applied_in, record_contact_call_in,
+    tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{
     CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError,
@@ -198,7 +198,12 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     bookings: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, &a.tenant_id, &day(now_ms(), Some(*time_zone)), delta).await?;
+                let direction = match (a.provider, &a.call_id) {
+                    (Some(p), Some(id)) => call_direction_in(conn, p, id).await?,
+                    _ => Direction::Inbound,
+                };
+                let today = day(now_ms(), Some(*time_zone));
+                add_daily_in(conn, &a.tenant_id, &today, direction, delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -219,7 +224,11 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     fallbacks: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, t, &day(now_ms(), *time_zone), delta).await?;
+                let direction = match call_id {
+                    Some(id) => call_direction_in(conn, *provider, id).await?,
+                    None => Direction::Inbound,
+                };
+                add_daily_in(conn, t, &day(now_ms(), *time_zone), direction, delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -277,13 +286,19 @@ async fn apply_call_event(
         .started_at_ms
         .or(u.details.ended_at_ms)
         .unwrap_or_else(now_ms);
-    record_contact_call_in(conn, tenant, caller, at).await?;
+    // The direction as stored: an event that did not say keeps the one an
+    // earlier event of the call gave.
+    let direction = match &e.details.direction {
+        Some(d) => Direction::of(Some(d)),
+        None => call_direction_in(conn, e.provider, &e.call_id).await?,
+    };
+    record_contact_call_in(conn, tenant, caller, at, direction).await?;
     let delta = DailyDelta {
         calls: 1,
         duration_ms: u.details.duration_ms.unwrap_or(0),
         ..DailyDelta::default()
     };
-    add_daily_in(conn, tenant, &day(at, tz), delta).await?;
+    add_daily_in(conn, tenant, &day(at, tz), direction, delta).await?;
 
     // Write-back to the CRM and memory runs after, with retries.
     let trace = e.details.trace_id.as_deref();
