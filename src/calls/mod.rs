@@ -5,11 +5,14 @@
 
 mod cascade;
 mod context;
+mod conversations;
 mod services;
 mod session;
 mod steps;
 mod tools;
 
+/// A message for [`Calls::append_message`].
+pub use crate::store::NewMessage;
 /// What acknowledging a call event says: where it was made durable, and
 /// whether it had been seen before.
 pub use crate::writebehind::{Durability, Outcome};

@@ -115,6 +115,7 @@ pub fn serve(
             .configure(crate::admin::api::configure)
             .configure(crate::admin::pages::configure)
             .configure(crate::webhooks::configure)
+            .configure(crate::bots::configure)
             .configure(metrics::configure)
             .configure(assets::configure)
             .default_service(web::to(not_found))

@@ -4,14 +4,16 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CallEvent, CallId, CallPhase, Direction, Provider, TenantId, WriteBack};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, Direction, Provider, TenantId, TranscriptLine, WriteBack,
+};
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, call_direction_in, enqueue_writeback_in,
-    insert_appointment_in, insert_call_step_in, record_applied_in, record_contact_call_in,
-    tenant_for_number_in, upsert_call_in,
+    insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_in,
+    record_contact_call_in, tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{
-    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError,
+    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, NewMessage, StoreError,
 };
 use crate::support::now_ms;
 
@@ -44,6 +46,9 @@ pub enum Job {
     /// A step of a call for its detail page (the context answered, a tool
     /// call), recorded beside the answer, never before it.
     CallStep { step: Box<CallStep> },
+    /// A message a bot appended to a customer's conversation; the memory
+    /// service learns it through the write-back.
+    Message { message: Box<NewMessage> },
 }
 
 /// What applying a job did.
@@ -66,6 +71,7 @@ impl Job {
             Job::Appointment { appointment, .. } => format!("appointment:{}", appointment.id),
             Job::Fallback { key, .. } => key.clone(),
             Job::CallStep { step } => step.key.clone(),
+            Job::Message { message } => message.key.clone(),
         }
     }
 
@@ -115,6 +121,13 @@ impl Job {
                 // to the same bounds as a live step.
                 step.bound();
             }
+            Job::Message { message } => {
+                strip_nul(&mut message.role);
+                strip_nul(&mut message.text);
+                if let Some(i) = &mut message.instance {
+                    strip_nul(i);
+                }
+            }
         }
     }
 
@@ -124,6 +137,7 @@ impl Job {
             Job::Appointment { .. } => "appointment",
             Job::Fallback { .. } => "fallback",
             Job::CallStep { .. } => "call_step",
+            Job::Message { .. } => "message",
         }
     }
 }
@@ -240,6 +254,24 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
             } else {
                 Outcome::Duplicate
             })
+        }
+        Job::Message { message: m } => {
+            // Keyed in its own table too, like a call step.
+            if !insert_message_in(conn, m).await? {
+                return Ok(Outcome::Duplicate);
+            }
+            // The worker skips it when the tenant has no memory service.
+            let job = WriteBack::Memory {
+                tenant_id: m.tenant_id.clone(),
+                caller: m.caller.clone(),
+                messages: vec![TranscriptLine {
+                    role: m.role.clone(),
+                    content: m.text.clone(),
+                }],
+            };
+            let key = format!("{}:{}", job.kind(), m.key);
+            enqueue_writeback_in(conn, &job, &key, None).await?;
+            Ok(Outcome::Applied)
         }
     }
 }
