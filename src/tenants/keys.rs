@@ -3,7 +3,8 @@
 //! (`api_keys_env`); they are read once per version of the tenant (at
 //! warm-up, or the first request after an edit), hashed, and the values
 //! dropped. A presented key is hashed and compared with each digest of the
-//! tenant it claims, in constant time: another tenant's key is no key.
+//! tenant it claims, in constant time: another tenant's key is no key. A key
+//! may also be granted for this run only (the demo's), kept the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +22,8 @@ type Digests = Arc<Vec<[u8; 32]>>;
 pub struct ApiKeyring {
     /// Tenant → (the version the digests were made from, the digests).
     digests: Arc<RwLock<HashMap<TenantId, (i64, Digests)>>>,
+    /// Keys granted for this process's life, whatever the tenant file says.
+    granted: Arc<RwLock<HashMap<TenantId, Vec<[u8; 32]>>>>,
 }
 
 fn digest(key: &str) -> [u8; 32] {
@@ -31,10 +34,28 @@ impl ApiKeyring {
     /// Whether `presented` is one of `tenant`'s keys.
     pub fn accepts(&self, tenant: &Tenant, presented: &str) -> bool {
         let given = digest(presented);
+        let granted = self
+            .granted
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.id)
+            .cloned()
+            .unwrap_or_default();
         // Every digest is compared: how many keys match does not show.
         self.digests_of(tenant)
             .iter()
+            .chain(&granted)
             .fold(false, |ok, d| constant_time_eq(d, &given) | ok)
+    }
+
+    /// Accepts `key` for `tenant` until the process ends (kept hashed).
+    pub fn grant(&self, tenant: &TenantId, key: &str) {
+        self.granted
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.clone())
+            .or_default()
+            .push(digest(key));
     }
 
     /// Hashes the keys of this version of `tenant`, ahead of its requests.
@@ -124,5 +145,9 @@ mod tests {
         // warmline's own settings are never a key.
         let c = tenant("c", &["PATH"], 1);
         assert!(!ring.accepts(&c, &std::env::var("PATH").unwrap_or_default()));
+        // A key granted for the run opens its tenant only.
+        ring.grant(&c.id, "run-key");
+        assert!(ring.accepts(&c, "run-key"));
+        assert!(!ring.accepts(&b, "run-key"));
     }
 }

@@ -295,3 +295,66 @@ async fn a_message_appended_through_the_api_invalidates_the_callers_memory_on_ev
             .contains("`role`")
     );
 }
+
+/// The first-run demo covers every conversation: an outbound call and a
+/// tool call during it, an SMS, and a WhatsApp bot through the bots' API
+/// with the key made for the run — the requests the banner prints.
+#[tokio::test]
+async fn the_demo_answers_an_outbound_call_an_sms_and_a_whatsapp_bot() {
+    use warmline::demo::{
+        DEMO_OUTBOUND, DEMO_OUTBOUND_TOOL, DEMO_SMS, DEMO_WHATSAPP_CONTEXT, DEMO_WHATSAPP_MESSAGE,
+    };
+    let app = crate::helpers::spawn_app_with(TestDb::sqlite(), &[("WARMLINE_DEMO", "on")]).await;
+    assert!(app.demo_running);
+    let key = app.demo_api_key.clone().expect("a key for the run");
+    let post = |path: &'static str, body: &'static str, key: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .client
+                .post(format!("{}{path}", app.address))
+                .header("content-type", "application/json");
+            if let Some(k) = key {
+                req = req.header("authorization", format!("Bearer {k}"));
+            }
+            let resp = req.body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, answer) = post("/retell/events", DEMO_OUTBOUND, None).await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, answer) = post(
+            "/retell/functions/get_customer_context",
+            DEMO_OUTBOUND_TOOL,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        if answer["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Ana Souza")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the callee's context: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, answer) = post("/retell/inbound", DEMO_SMS, None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["chat_inbound"]["dynamic_variables"]["customer_name"],
+        "Ana Souza"
+    );
+    let (status, answer) = post("/api/v1/context", DEMO_WHATSAPP_CONTEXT, Some(key.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["customer_name"], "Ana Souza");
+    let (status, answer) = post("/api/v1/messages", DEMO_WHATSAPP_MESSAGE, Some(key)).await;
+    assert_eq!(status, 202, "{answer}");
+    // The key is the demo tenant's for this run, and a key is needed.
+    let (status, _) = post("/api/v1/context", DEMO_WHATSAPP_CONTEXT, None).await;
+    assert_eq!(status, 401);
+}
