@@ -9,6 +9,8 @@
 
 mod chat;
 
+pub(super) use chat::parse_chat_inbound as parse_chat;
+
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, post, route, web};
