@@ -358,3 +358,53 @@ async fn the_demo_answers_an_outbound_call_an_sms_and_a_whatsapp_bot() {
     let (status, _) = post("/api/v1/context", DEMO_WHATSAPP_CONTEXT, None).await;
     assert_eq!(status, 401);
 }
+
+/// A message is acknowledged like a call event: with the database down it
+/// is in the spill journal before the 202, and stored once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_a_message_is_acknowledged_from_the_spill_journal_and_stored_later()
+{
+    let Some(mut pg) = crate::helpers::PrivatePostgres::start().await else {
+        return;
+    };
+    let (app, sim) = spawn_with_simulator(TestDb::External(pg.url()), &[]).await;
+    with_bot_tenants(&app, &sim).await;
+    let ana = json!({ "caller": "+15550100001", "instance": "clinic-main" });
+    let (status, _) = api(&app, "/api/v1/context", Some(DEMO_KEY), &ana).await;
+    assert_eq!(status, 200);
+
+    pg.stop_server();
+    let mut message = ana.clone();
+    message["role"] = json!("assistant");
+    message["text"] = json!("Friday at 9:00 is free. Shall I book it?");
+    message["at"] = json!("2026-12-05T10:00:00Z");
+    let (status, answer) = api(&app, "/api/v1/messages", Some(DEMO_KEY), &message).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["durable_in"], "spill_journal", "{answer}");
+    // The context is still answered, from memory.
+    let (status, context) = api(&app, "/api/v1/context", Some(DEMO_KEY), &ana).await;
+    assert_eq!(
+        (status, &context["business_name"]),
+        (200, &json!("Demo Dental"))
+    );
+
+    pg.start_server().await;
+    let (tenant, caller) = (
+        TenantId::parse("demo-dental").unwrap(),
+        PhoneNumber::parse("+15550100001").unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let logged = loop {
+        match app.store.messages(&tenant, &caller, 10).await {
+            Ok(m) if !m.is_empty() => break m,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the spilled message is replayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        (logged[0].role.as_str(), logged[0].at_ms),
+        ("assistant", 1_796_464_800_000)
+    );
+}
