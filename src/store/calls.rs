@@ -189,7 +189,7 @@ const COLUMNS: &str = "provider, call_id, tenant_id, from_number, to_number, dir
     started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
     successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms, channel";
 
-fn opt_phone(row: &AnyRow, col: &str) -> Result<Option<PhoneNumber>> {
+pub(super) fn opt_phone(row: &AnyRow, col: &str) -> Result<Option<PhoneNumber>> {
     let raw: Option<String> = row.try_get(col)?;
     raw.map(|r| PhoneNumber::parse(&r).map_err(|e| StoreError::corrupt("call phone number", e)))
         .transpose()
@@ -365,22 +365,6 @@ pub async fn add_call_fallback_in(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The direction of a stored call; inbound when the call is unknown (yet).
-/// What a booking or a fallback made during the call counts under.
-pub async fn call_direction_in(
-    conn: &mut Conn,
-    provider: Provider,
-    call_id: &CallId,
-) -> Result<Direction> {
-    let label: Option<Option<String>> =
-        sqlx::query_scalar("SELECT direction FROM calls WHERE provider = $1 AND call_id = $2")
-            .bind(provider.as_str())
-            .bind(call_id.as_str())
-            .fetch_optional(conn)
-            .await?;
-    Ok(Direction::of(label.flatten().as_deref()))
 }
 
 enum Bind {

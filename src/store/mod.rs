@@ -15,6 +15,7 @@ mod admin_sessions;
 mod alerts;
 mod appointments;
 mod audit;
+mod call_parties;
 mod call_steps;
 mod calls;
 mod contacts;
@@ -48,8 +49,9 @@ pub use writeback_queue::QueuedWriteBack;
 /// can apply many changes in one transaction (group commit).
 pub mod tx {
     pub use super::appointments::insert_appointment_in;
+    pub use super::call_parties::{call_direction_in, call_parties_in};
     pub use super::call_steps::insert_call_step_in;
-    pub use super::calls::{add_call_fallback_in, call_direction_in, upsert_call_in};
+    pub use super::calls::{add_call_fallback_in, upsert_call_in};
     pub use super::contacts::{record_contact_call_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
     pub use super::ledger::record_applied_in;

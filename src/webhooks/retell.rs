@@ -342,6 +342,9 @@ async fn retell_function(
 struct EventEnvelope {
     event: String,
     call: Option<Value>,
+    /// A chat's events (`chat_started`, `chat_ended`, `chat_analyzed`)
+    /// carry the chat instead of a call.
+    chat: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +375,10 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
         "call_started" => CallPhase::Started,
         "call_ended" => CallPhase::Ended,
         "call_analyzed" => CallPhase::Analyzed,
+        "chat_started" | "chat_ended" | "chat_analyzed" if envelope.chat.is_some() => {
+            let chat = envelope.chat.unwrap_or_default();
+            return chat::chat_event(&envelope.event, chat).map(|e| Delivery::Call(Box::new(e)));
+        }
         _ => {
             let number = |k: &str| {
                 envelope

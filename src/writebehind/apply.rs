@@ -5,10 +5,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CallEvent, CallId, CallPhase, Direction, Provider, TenantId, TranscriptLine, WriteBack,
+    CallEvent, CallId, CallPhase, Channel, Direction, Provider, TenantId, TranscriptLine, WriteBack,
 };
 use crate::store::tx::{
-    add_call_fallback_in, add_daily_in, call_direction_in, enqueue_writeback_in,
+    add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, enqueue_writeback_in,
     insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_in,
     record_contact_call_in, tenant_for_number_in, upsert_call_in,
 };
@@ -309,6 +309,9 @@ async fn apply_call_event(
         return Ok(Outcome::Applied);
     }
 
+    if e.details.channel == Some(Channel::Chat) {
+        return chat_ended(conn, e).await;
+    }
     // The call ended with this event: count it exactly once.
     let (Some(tenant), Some(caller)) = (tenant, &e.details.caller) else {
         return Ok(Outcome::CallEnded);
@@ -350,4 +353,24 @@ async fn apply_call_event(
         enqueue_writeback_in(conn, job, &key, trace).await?;
     }
     Ok(Outcome::CallEnded)
+}
+
+/// A chat ended: not a call in the contact's or the day's counts, but its
+/// messages go to the memory service like a call's transcript, for the
+/// tenant and customer its `chat_inbound` logged (the chat's own events
+/// carry no numbers).
+async fn chat_ended(conn: &mut Conn, e: &CallEvent) -> Result<Outcome, StoreError> {
+    let (Some(tenant), Some(caller)) = call_parties_in(conn, e.provider, &e.call_id).await? else {
+        return Ok(Outcome::Applied);
+    };
+    if !e.messages.is_empty() {
+        let job = WriteBack::Memory {
+            tenant_id: tenant,
+            caller,
+            messages: e.messages.clone(),
+        };
+        let key = format!("{}:{}", job.kind(), e.idempotency_key());
+        enqueue_writeback_in(conn, &job, &key, e.details.trace_id.as_deref()).await?;
+    }
+    Ok(Outcome::Applied)
 }

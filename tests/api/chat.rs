@@ -118,3 +118,104 @@ async fn an_sms_chat_inbound_is_answered_in_retells_shape_and_logged_as_a_chat()
         "{metrics}"
     );
 }
+
+/// The chat's own events add its transcript, end and analysis to the log
+/// entry its `chat_inbound` made (the id echoed in the metadata), and its
+/// messages reach the memory service; a chat is no call in the counts.
+#[tokio::test]
+async fn a_chats_events_complete_its_log_entry_and_its_messages_reach_the_memory_service() {
+    use crate::helpers::voice::retell;
+    let (app, sim) = app(TestDb::sqlite()).await;
+    let inbound = json!({ "event": "chat_inbound", "chat_inbound": {
+        "from_number": "+15550100002", "to_number": "+15550100000" } });
+    let (status, answer) = retell(&app, "/retell/inbound", &inbound).await;
+    assert_eq!(status, 200, "{answer}");
+    let logged_as = answer["chat_inbound"]["metadata"]["warmline_chat_id"]
+        .as_str()
+        .expect("the log entry is named")
+        .to_owned();
+    let written = sim
+        .state
+        .calls(warmline::simulator::endpoints::ZEP_ADD_MESSAGES);
+
+    let start = now_ms() - 60_000;
+    let chat = json!({
+        "chat_id": "retell_chat_9", "agent_id": "agent_sms", "chat_status": "ended",
+        "start_timestamp": start, "end_timestamp": start + 30_000,
+        "transcript": "User: can I book a cleaning?\nAgent: Monday at 9:00 is free.",
+        "message_with_tool_calls": [
+            { "message_id": "m1", "role": "user", "content": "can I book a cleaning?", "created_timestamp": start },
+            { "message_id": "m2", "role": "tool_call_invocation", "name": "check_availability",
+              "arguments": "{}", "tool_call_id": "t1" },
+            { "message_id": "m3", "role": "agent", "content": "Monday at 9:00 is free.", "created_timestamp": start + 1 }
+        ],
+        "metadata": answer["chat_inbound"]["metadata"],
+    });
+    let (status, answer) = retell(
+        &app,
+        "/retell/events",
+        &json!({ "event": "chat_ended", "chat": chat }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let mut analyzed = chat.clone();
+    analyzed["chat_analysis"] = json!({ "chat_summary": "Asked for a cleaning",
+        "chat_successful": true, "user_sentiment": "Positive" });
+    let (status, answer) = retell(
+        &app,
+        "/retell/events",
+        &json!({ "event": "chat_analyzed", "chat": analyzed }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    let record = app
+        .store
+        .call(
+            warmline::domain::Provider::Retell,
+            &warmline::domain::CallId::parse(&logged_as).unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("one log entry");
+    assert_eq!(record.details.channel, Some(Channel::Chat));
+    assert_eq!(
+        record.tenant_id.as_ref().map(|t| t.as_str()),
+        Some("demo-dental")
+    );
+    assert_eq!(record.status.as_str(), "analyzed");
+    assert_eq!(record.details.duration_ms, Some(30_000));
+    assert_eq!(
+        record.details.summary.as_deref(),
+        Some("Asked for a cleaning")
+    );
+    assert!(
+        record
+            .details
+            .transcript
+            .as_deref()
+            .is_some_and(|t| t.contains("Monday at 9:00")),
+        "{record:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sim
+        .state
+        .calls(warmline::simulator::endpoints::ZEP_ADD_MESSAGES)
+        <= written
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the chat reaches the memory service"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ben = app
+        .store
+        .contact(
+            &TenantId::parse("demo-dental").unwrap(),
+            &warmline::domain::PhoneNumber::parse("+15550100002").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ben.map_or(0, |c| c.total_calls), 0, "a chat is not a call");
+}

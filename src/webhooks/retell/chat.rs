@@ -4,16 +4,21 @@
 //! shape, `{"chat_inbound": {"dynamic_variables": {…}, "metadata": {…}}}`,
 //! with the same variables as a call, and the chat session is logged like
 //! a call with channel `chat`, durably before the answer (a chat that
-//! cannot be logged is a 503, which Retell retries).
+//! cannot be logged is a 503, which Retell retries). The chat's own events
+//! (`chat_started`, `chat_ended`, `chat_analyzed` at `/retell/events`) add
+//! its transcript, end and analysis to the same log entry: the answer's
+//! metadata names it (`warmline_chat_id`) and Retell echoes it back.
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{admit, variables};
 use crate::calls::{Calls, Inbound};
-use crate::domain::{CallEvent, CallId, CallPhase, Channel, InboundCall, PhoneNumber, Provider};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, Channel, InboundCall, PhoneNumber, Provider, TranscriptLine,
+};
 use crate::error::ApiError;
 use crate::support::json;
 use crate::webhooks::{Gate, optional_phone, required_phone};
@@ -108,6 +113,7 @@ pub(in crate::webhooks) async fn chat_inbound(
     };
     let (chat, _) = admit(gate, calls, req, body, parsed, |c| Some(c.called.clone())).await?;
     let id = chat_id(req, body, chat.chat_id)?;
+    let logged_as = id.clone();
     let mut event = CallEvent::new(
         Provider::Retell,
         id.clone(),
@@ -132,11 +138,89 @@ pub(in crate::webhooks) async fn chat_inbound(
     logged?;
     Ok(Some(HttpResponse::Ok().json(match answer? {
         Inbound::UnknownTenant => json!({ "chat_inbound": {} }),
-        Inbound::Context { context, .. } => json!({
-            "chat_inbound": {
-                "dynamic_variables": variables::as_strings(&context),
-                "metadata": variables::metadata(&context),
-            }
-        }),
+        Inbound::Context { context, .. } => {
+            let mut metadata = variables::metadata(&context);
+            metadata["warmline_chat_id"] = json!(logged_as.as_str());
+            json!({
+                "chat_inbound": {
+                    "dynamic_variables": variables::as_strings(&context),
+                    "metadata": metadata,
+                }
+            })
+        }
     })))
+}
+
+#[derive(Deserialize)]
+struct RetellChat {
+    chat_id: String,
+    start_timestamp: Option<i64>,
+    end_timestamp: Option<i64>,
+    transcript: Option<String>,
+    message_with_tool_calls: Option<Vec<Value>>,
+    chat_analysis: Option<Value>,
+    /// Not in every version's chat object; used when given.
+    from_number: Option<String>,
+    to_number: Option<String>,
+    metadata: Option<Value>,
+}
+
+/// A chat's life-cycle event as a call event of channel `chat`, under the
+/// id its `chat_inbound` was logged with when the metadata echoes it.
+pub(in crate::webhooks) fn chat_event(event: &str, chat: Value) -> Result<CallEvent, ApiError> {
+    let c: RetellChat =
+        json::from_value(chat, "chat event payload").map_err(|p| p.within("chat"))?;
+    let logged_as = c
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("warmline_chat_id"))
+        .and_then(Value::as_str)
+        .unwrap_or(&c.chat_id);
+    let id = CallId::parse(logged_as)
+        .map_err(|e| ApiError::BadRequest(format!("`chat.chat_id`: {e}")))?;
+    let phase = match event {
+        "chat_started" => CallPhase::Started,
+        "chat_ended" => CallPhase::Ended,
+        _ => CallPhase::Analyzed,
+    };
+    let mut e = CallEvent::new(Provider::Retell, id, phase, event);
+    let d = &mut e.details;
+    d.channel = Some(Channel::Chat);
+    d.caller = optional_phone(c.from_number.as_deref());
+    d.called = optional_phone(c.to_number.as_deref());
+    d.started_at_ms = c.start_timestamp;
+    d.ended_at_ms = c.end_timestamp;
+    if let (Some(s), Some(end)) = (c.start_timestamp, c.end_timestamp) {
+        d.duration_ms = end.checked_sub(s).filter(|ms| *ms >= 0);
+    }
+    d.transcript = c.transcript;
+    if let Some(a) = c.chat_analysis {
+        d.summary = a
+            .get("chat_summary")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        d.successful = a.get("chat_successful").and_then(Value::as_bool);
+        d.sentiment = a
+            .get("user_sentiment")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        d.analysis = Some(a);
+    }
+    e.messages = c
+        .message_with_tool_calls
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|m| {
+            let role = match m.get("role").and_then(Value::as_str)? {
+                "agent" => "assistant",
+                "user" => "user",
+                _ => return None,
+            };
+            Some(TranscriptLine {
+                role: role.into(),
+                content: m.get("content").and_then(Value::as_str)?.to_owned(),
+            })
+        })
+        .collect();
+    Ok(e)
 }
