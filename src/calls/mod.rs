@@ -100,6 +100,22 @@ impl Calls {
             }
         }
         steps::register_metrics();
+        for provider in crate::domain::Provider::ALL {
+            for phase in ["started", "ended", "analyzed"] {
+                for direction in crate::domain::Direction::ALL {
+                    for channel in crate::domain::Channel::ALL {
+                        metrics::counter!(
+                            "warmline_call_events_total",
+                            "provider" => provider.as_str(),
+                            "phase" => phase,
+                            "direction" => direction.as_str(),
+                            "channel" => channel.as_str(),
+                        )
+                        .increment(0);
+                    }
+                }
+            }
+        }
         Calls {
             services: ServiceCatalog::new(cache, tenants.clone(), upstreams.clone()),
             context: ContextAssembler::new(
