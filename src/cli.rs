@@ -257,9 +257,38 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             crate::demo::DEMO_CALLER,
             crate::demo::DEMO_NUMBER
         );
+        print_demo_conversations(&base, app.demo_api_key());
     }
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// The demo's other conversations: an outbound call and a tool call during
+/// it, an SMS, and a WhatsApp bot through the bots' API.
+fn print_demo_conversations(base: &str, api_key: Option<&str>) {
+    use crate::demo::{
+        DEMO_OUTBOUND, DEMO_OUTBOUND_TOOL, DEMO_SMS, DEMO_WHATSAPP_CONTEXT, DEMO_WHATSAPP_MESSAGE,
+    };
+    let json = "-H 'Content-Type: application/json'";
+    println!("An outbound call (the business calls Ana), then a tool call during it:\n");
+    println!("  curl -s -X POST {base}/retell/events {json} \\\n    -d '{DEMO_OUTBOUND}'");
+    println!(
+        "  curl -s -X POST {base}/retell/functions/get_customer_context {json} \\\n    -d '{DEMO_OUTBOUND_TOOL}'\n"
+    );
+    println!("An SMS from Ana (Retell chat_inbound):\n");
+    println!("  curl -s -X POST {base}/retell/inbound {json} \\\n    -d '{DEMO_SMS}'\n");
+    if let Some(key) = api_key {
+        let auth = format!("-H 'Authorization: Bearer {key}'");
+        println!(
+            "A WhatsApp bot reads Ana's context and logs her message (key for this run only):\n"
+        );
+        println!(
+            "  curl -s -X POST {base}/api/v1/context {json} {auth} \\\n    -d '{DEMO_WHATSAPP_CONTEXT}'"
+        );
+        println!(
+            "  curl -s -X POST {base}/api/v1/messages {json} {auth} \\\n    -d '{DEMO_WHATSAPP_MESSAGE}'\n"
+        );
+    }
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 //! direction. See README.md for the architecture.
 
 pub mod admin;
+pub mod bots;
 pub mod cache;
 pub mod calls;
 pub mod cli;

@@ -41,6 +41,9 @@ pub struct Application {
     drain: Duration,
     /// The admin's password for this run, when the demo made one.
     one_time_password: Option<String>,
+    /// The demo tenant's key to the bots' API for this run, when the demo
+    /// runs on loopback.
+    demo_api_key: Option<String>,
 }
 
 /// Stops a running [`Application`] gracefully, as SIGTERM does.
@@ -143,6 +146,13 @@ impl Application {
         let shutting_down = Arc::new(AtomicBool::new(false));
         let mut admin = settings.admin.clone();
         let mut one_time_password = None;
+        // The demo on this machine: a key for the bots' API for this run
+        // only, printed at start, for the demo tenant only.
+        let demo_api_key = (demo.is_some() && addr.ip().is_loopback()).then(|| {
+            let key = crate::admin::password::random_password();
+            tenants.grant_api_key(&crate::demo::tenant_id(), &key);
+            key
+        });
         if !admin.login_configured() && demo.is_some() && addr.ip().is_loopback() {
             // The demo on this machine: a password for this run only,
             // printed at start (never logged), instead of an open admin.
@@ -206,6 +216,7 @@ impl Application {
             shutting_down,
             drain: settings.http.shutdown_drain,
             one_time_password,
+            demo_api_key,
         })
     }
 
@@ -238,6 +249,12 @@ impl Application {
     /// configured), to be shown to the person who started warmline.
     pub fn one_time_password(&self) -> Option<&str> {
         self.one_time_password.as_deref()
+    }
+
+    /// The demo tenant's key to the bots' API for this run (demo on
+    /// loopback), to be shown to the person who started warmline.
+    pub fn demo_api_key(&self) -> Option<&str> {
+        self.demo_api_key.as_deref()
     }
 
     /// The demo's upstream simulator, when the demo runs.

@@ -89,6 +89,14 @@ SEEDS = {
         "wrong-event": j({"event": "call_started", "call_inbound": {"to_number": CLINIC}}),
         "bad-number": j({"event": "call_inbound", "call_inbound": {"to_number": "call me"}}),
     },
+    "retell_chat_inbound": {
+        "sms": j({"event": "chat_inbound", "chat_inbound": {
+            "agent_id": "agent_sms", "from_number": CALLER, "to_number": CLINIC}}),
+        "withheld": j({"event": "chat_inbound", "chat_inbound": {
+            "from_number": None, "to_number": CLINIC, "chat_id": "chat_1"}}),
+        "a-call": j({"event": "call_inbound", "call_inbound": {
+            "from_number": CALLER, "to_number": CLINIC}}),
+    },
     "retell_function": {
         "default-shape": lines("check_availability", "") + j({
             "name": "check_availability", "call": retell_call("call_2"),

@@ -168,9 +168,14 @@ where
                 cache.key = %mask_phones_in(key),
             )
         };
-        let task = tokio::spawn(
-            async move { this.run_load(owned_key, loader, generation).await }.instrument(span),
-        );
+        let load =
+            async move { this.run_load(owned_key, loader, generation).await }.instrument(span);
+        // A load a request waits for queries on its behalf; a refresh does not.
+        let task = if background {
+            tokio::spawn(load)
+        } else {
+            tokio::spawn(crate::support::attribution::on_behalf(load))
+        };
         let flight: Flight<V> = async move {
             task.await
                 .unwrap_or_else(|e| Err(LoadError::new(format!("loader did not complete: {e}"))))

@@ -5,11 +5,14 @@
 
 mod cascade;
 mod context;
+mod conversations;
 mod services;
 mod session;
 mod steps;
 mod tools;
 
+/// A message for [`Calls::append_message`].
+pub use crate::store::NewMessage;
 /// What acknowledging a call event says: where it was made durable, and
 /// whether it had been seen before.
 pub use crate::writebehind::{Durability, Outcome};
@@ -22,7 +25,9 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use crate::cache::{Cache, CacheError, Namespace, Tiered, keys};
-use crate::domain::{CallEvent, CallId, CallPhase, Fallback, InboundCall, PhoneNumber, Provider};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, Direction, Fallback, InboundCall, PhoneNumber, Provider,
+};
 use crate::store::Store;
 use crate::support::{Env, SettingsError, now_ms};
 use crate::tenants::{Tenant, TenantDirectory};
@@ -96,6 +101,22 @@ impl Calls {
             }
         }
         steps::register_metrics();
+        for provider in crate::domain::Provider::ALL {
+            for phase in ["started", "ended", "analyzed"] {
+                for direction in crate::domain::Direction::ALL {
+                    for channel in crate::domain::Channel::ALL {
+                        metrics::counter!(
+                            "warmline_call_events_total",
+                            "provider" => provider.as_str(),
+                            "phase" => phase,
+                            "direction" => direction.as_str(),
+                            "channel" => channel.as_str(),
+                        )
+                        .increment(0);
+                    }
+                }
+            }
+        }
         Calls {
             services: ServiceCatalog::new(cache, tenants.clone(), upstreams.clone()),
             context: ContextAssembler::new(
@@ -253,6 +274,18 @@ impl Calls {
                 .instrument(tracing::info_span!("calls.start_session")),
             );
         }
+        metrics::counter!(
+            "warmline_call_events_total",
+            "provider" => event.provider.as_str(),
+            "phase" => match event.phase {
+                CallPhase::Started => "started",
+                CallPhase::Ended => "ended",
+                CallPhase::Analyzed => "analyzed",
+            },
+            "direction" => Direction::of(event.details.direction.as_deref()).as_str(),
+            "channel" => event.details.channel.unwrap_or_default().as_str(),
+        )
+        .increment(1);
         let ended = event.phase != CallPhase::Started;
         let caller = event.details.caller.clone();
         let job = Job::CallEvent {

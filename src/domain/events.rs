@@ -16,6 +16,80 @@ pub struct InboundCall {
     pub call_id: Option<CallId>,
 }
 
+/// Which way a conversation went: the customer reaching the business
+/// (`inbound`) or the business reaching its customer (`outbound`: a
+/// reminder, a follow-up). Either way the tenant is the business and the
+/// context the customer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// The direction a call's stored label names: only `outbound` is
+    /// outbound, so a label a platform made up cannot open a third kind.
+    pub fn of(label: Option<&str>) -> Self {
+        if label == Some("outbound") {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        }
+    }
+}
+
+impl std::str::FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Direction::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| "expected inbound or outbound".into())
+    }
+}
+
+/// How the customer talks to the agent: a phone call, or a chat (an SMS,
+/// a messaging session), logged like a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    #[default]
+    Voice,
+    Chat,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Voice, Channel::Chat];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Chat => "chat",
+        }
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| "expected voice or chat".into())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallPhase {
@@ -40,6 +114,9 @@ pub struct CallDetails {
     pub caller: Option<PhoneNumber>,
     pub called: Option<PhoneNumber>,
     pub direction: Option<String>,
+    /// `voice` unless said otherwise (a Retell `chat_inbound` is `chat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     pub started_at_ms: Option<i64>,
     pub ended_at_ms: Option<i64>,
     pub duration_ms: Option<i64>,

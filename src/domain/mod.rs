@@ -14,7 +14,9 @@ mod provider;
 mod tools;
 mod writeback;
 
-pub use events::{CallDetails, CallEvent, CallPhase, InboundCall, TranscriptLine};
+pub use events::{
+    CallDetails, CallEvent, CallPhase, Channel, Direction, InboundCall, TranscriptLine,
+};
 pub use fallback::Fallback;
 pub use ids::{CallId, IdError, TenantId};
 pub use phone::{PhoneError, PhoneNumber, mask_phone, mask_phones_in};

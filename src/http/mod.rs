@@ -114,6 +114,7 @@ pub fn serve(
             // Webhooks first: a caller waits on them, and routes are
             // matched in order.
             .configure(crate::webhooks::configure)
+            .configure(crate::bots::configure)
             .configure(health::configure)
             .configure(crate::admin::api::configure)
             .configure(crate::admin::pages::configure)

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Conn, Result, Store, StoreError, now_ms};
-use crate::domain::{CallDetails, CallId, PhoneNumber, Provider, TenantId};
+use crate::domain::{CallDetails, CallId, Channel, Direction, PhoneNumber, Provider, TenantId};
 
 /// Where a call is in its life. Events can arrive out of order (Retell sends
 /// them "in order but not blocking"), so the stored status only moves forward.
@@ -133,6 +133,8 @@ pub struct CallFilter {
     pub tenant_id: Option<TenantId>,
     pub from_number: Option<PhoneNumber>,
     pub provider: Option<Provider>,
+    pub direction: Option<Direction>,
+    pub channel: Option<Channel>,
     pub status: Option<CallStatus>,
     pub outcome: Option<CallOutcome>,
     /// Calls with (or without) an appointment booked.
@@ -185,9 +187,9 @@ fn contains_pattern(text: &str) -> String {
 
 const COLUMNS: &str = "provider, call_id, tenant_id, from_number, to_number, direction, status,
     started_at_ms, ended_at_ms, duration_ms, disconnection_reason, transcript, summary,
-    successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms";
+    successful, sentiment, analysis, trace_id, created_at_ms, updated_at_ms, channel";
 
-fn opt_phone(row: &AnyRow, col: &str) -> Result<Option<PhoneNumber>> {
+pub(super) fn opt_phone(row: &AnyRow, col: &str) -> Result<Option<PhoneNumber>> {
     let raw: Option<String> = row.try_get(col)?;
     raw.map(|r| PhoneNumber::parse(&r).map_err(|e| StoreError::corrupt("call phone number", e)))
         .transpose()
@@ -214,6 +216,11 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
             caller: opt_phone(row, "from_number")?,
             called: opt_phone(row, "to_number")?,
             direction: row.try_get("direction")?,
+            channel: Some(
+                row.try_get::<String, _>("channel")?
+                    .parse()
+                    .map_err(|e: String| StoreError::corrupt("call channel", e))?,
+            ),
             started_at_ms: row.try_get("started_at_ms")?,
             ended_at_ms: row.try_get("ended_at_ms")?,
             duration_ms: row.try_get("duration_ms")?,
@@ -242,7 +249,7 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
 /// and a conditional update of the end time that exactly one writer can win.
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// Binds `$1`…`$16`, the values both the insert and the merge write, in the
+/// Binds `$1`…`$17`, the values both the insert and the merge write, in the
 /// one order both statements number them.
 fn bind_update<'q>(q: AnyQuery<'q>, u: &'q CallUpdate, analysis: Option<&'q str>) -> AnyQuery<'q> {
     let d = &u.details;
@@ -262,6 +269,7 @@ fn bind_update<'q>(q: AnyQuery<'q>, u: &'q CallUpdate, analysis: Option<&'q str>
         .bind(d.sentiment.as_deref())
         .bind(analysis)
         .bind(d.trace_id.as_deref())
+        .bind(d.channel.map(Channel::as_str))
 }
 
 pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
@@ -270,8 +278,10 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
     let insert = sqlx::query(
         "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
             started_at_ms, duration_ms, disconnection_reason, transcript, summary,
-            successful, sentiment, analysis, trace_id, ended_at_ms, created_at_ms, updated_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)
+            successful, sentiment, analysis, trace_id, channel, ended_at_ms, created_at_ms,
+            updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+            COALESCE($17, 'voice'), $18, $19, $19)
          ON CONFLICT (provider, call_id) DO NOTHING",
     );
     let inserted = bind_update(insert, u, analysis.as_deref())
@@ -304,7 +314,8 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
             sentiment = COALESCE($14, sentiment),
             analysis = COALESCE($15, analysis),
             trace_id = COALESCE(trace_id, $16),
-            updated_at_ms = $17
+            channel = COALESCE($17, channel),
+            updated_at_ms = $18
          WHERE provider = $1 AND call_id = $2",
         new_rank = rank_sql("$7"),
         old_rank = rank_sql("status"),
@@ -453,6 +464,21 @@ impl Store {
                 &mut clauses,
                 "provider = ?",
                 Bind::Text(p.as_str().to_owned()),
+            );
+        }
+        // As `Direction::of` reads it: only `outbound` is outbound.
+        match f.direction {
+            Some(Direction::Outbound) => clauses.push("direction = 'outbound'".into()),
+            Some(Direction::Inbound) => {
+                clauses.push("(direction IS NULL OR direction <> 'outbound')".into())
+            }
+            None => {}
+        }
+        if let Some(c) = f.channel {
+            push(
+                &mut clauses,
+                "channel = ?",
+                Bind::Text(c.as_str().to_owned()),
             );
         }
         if let Some(s) = f.status {

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Conn, Result, Store, StoreError, now_ms};
-use crate::domain::{PhoneNumber, TenantId};
+use crate::domain::{Direction, PhoneNumber, TenantId};
 
 /// Fields learnt about a contact; `None` keeps what is stored.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct ContactRecord {
     pub name: Option<String>,
     pub email: Option<String>,
     pub total_calls: i64,
+    /// Of `total_calls`, those the business placed.
+    pub outbound_calls: i64,
     pub first_seen_at_ms: i64,
     pub last_call_at_ms: Option<i64>,
 }
@@ -40,6 +42,7 @@ fn from_row(row: &AnyRow) -> Result<ContactRecord> {
         name: row.try_get("name")?,
         email: row.try_get("email")?,
         total_calls: row.try_get("total_calls")?,
+        outbound_calls: row.try_get("outbound_calls")?,
         first_seen_at_ms: row.try_get("first_seen_at_ms")?,
         last_call_at_ms: row.try_get("last_call_at_ms")?,
     })
@@ -71,17 +74,20 @@ pub async fn upsert_contact_in(conn: &mut Conn, c: &ContactUpdate) -> Result<()>
 /// Counts one call for the contact, creating it when first seen. A single
 /// atomic statement: concurrent calls never lose an increment, and the last
 /// call time only moves forward even when events arrive out of order.
+/// An outbound call counts among the contact's calls and its outbound ones.
 pub async fn record_contact_call_in(
     conn: &mut Conn,
     tenant: &TenantId,
     phone: &PhoneNumber,
     at_ms: i64,
+    direction: Direction,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO contacts (tenant_id, phone_number, total_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
-         VALUES ($1, $2, 1, $3, $3, $4)
+        "INSERT INTO contacts (tenant_id, phone_number, total_calls, outbound_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
+         VALUES ($1, $2, 1, $5, $3, $3, $4)
          ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
             total_calls = contacts.total_calls + 1,
+            outbound_calls = contacts.outbound_calls + excluded.outbound_calls,
             last_call_at_ms = CASE
                 WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
                 THEN excluded.last_call_at_ms ELSE contacts.last_call_at_ms END,
@@ -91,6 +97,7 @@ pub async fn record_contact_call_in(
     .bind(phone.as_str())
     .bind(at_ms)
     .bind(now_ms())
+    .bind(i64::from(direction == Direction::Outbound))
     .execute(conn)
     .await?;
     Ok(())
@@ -107,7 +114,14 @@ impl Store {
         phone: &PhoneNumber,
         at_ms: i64,
     ) -> Result<()> {
-        record_contact_call_in(&mut *self.conn().await?, tenant, phone, at_ms).await
+        record_contact_call_in(
+            &mut *self.conn().await?,
+            tenant,
+            phone,
+            at_ms,
+            Direction::Inbound,
+        )
+        .await
     }
 
     pub async fn contact(
@@ -116,7 +130,8 @@ impl Store {
         phone: &PhoneNumber,
     ) -> Result<Option<ContactRecord>> {
         sqlx::query(
-            "SELECT tenant_id, phone_number, crm_contact_id, name, email, total_calls, first_seen_at_ms, last_call_at_ms
+            "SELECT tenant_id, phone_number, crm_contact_id, name, email, total_calls, outbound_calls,
+                first_seen_at_ms, last_call_at_ms
              FROM contacts WHERE tenant_id = $1 AND phone_number = $2",
         )
         .bind(tenant.as_str())

@@ -15,12 +15,14 @@ mod admin_sessions;
 mod alerts;
 mod appointments;
 mod audit;
+mod call_parties;
 mod call_steps;
 mod calls;
 mod contacts;
 mod daily_metrics;
 mod last_good;
 mod ledger;
+mod messages;
 mod settings;
 mod tenants;
 mod timings;
@@ -37,6 +39,7 @@ pub use calls::{
 pub use contacts::{ContactRecord, ContactUpdate};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;
+pub use messages::{MessageRecord, NewMessage};
 pub use settings::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use tenants::{NewTenant, TenantRow};
 pub use timings::{DailyTimings, Rollup};
@@ -46,17 +49,20 @@ pub use writeback_queue::QueuedWriteBack;
 /// can apply many changes in one transaction (group commit).
 pub mod tx {
     pub use super::appointments::insert_appointment_in;
+    pub use super::call_parties::{call_direction_in, call_parties_in};
     pub use super::call_steps::insert_call_step_in;
     pub use super::calls::{add_call_fallback_in, upsert_call_in};
     pub use super::contacts::{record_contact_call_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
     pub use super::ledger::record_applied_in;
+    pub use super::messages::insert_message_in;
     pub use super::tenants::tenant_for_number_in;
     pub use super::writeback_queue::enqueue_writeback_in;
 }
 
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -195,6 +201,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Queries made on behalf of a request (inside an attribution scope):
+    /// what shows that a path answered from memory.
+    request_queries: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -246,6 +255,7 @@ impl Store {
         Ok(Store {
             pool: pool.connect_lazy_with(options),
             backend,
+            request_queries: Arc::default(),
         })
     }
 
@@ -253,8 +263,24 @@ impl Store {
         self.backend
     }
 
+    /// The pool, for a query: counted when a request makes it.
     pub fn pool(&self) -> &AnyPool {
+        self.count_query();
         &self.pool
+    }
+
+    /// Counts one query if a request (an attribution scope) is making it.
+    fn count_query(&self) {
+        if crate::support::attribution::query() {
+            self.request_queries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many queries requests have made through this store (background
+    /// work is not counted): a test's proof that a path stays off the
+    /// database.
+    pub fn request_queries(&self) -> u64 {
+        self.request_queries.load(Ordering::Relaxed)
     }
 
     /// Applies the migrations of this backend; a no-op when they are applied.
@@ -285,10 +311,12 @@ impl Store {
     /// A transaction for group commit: the `*_in` functions of each table
     /// family take `&mut AnyConnection`, which a transaction derefs to.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        self.count_query();
         Ok(self.pool.begin().await?)
     }
 
     pub(crate) async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>> {
+        self.count_query();
         Ok(self.pool.acquire().await?)
     }
 

@@ -2,7 +2,9 @@
 //! be for and how its cache lookups were answered. The webhook layer opens
 //! a [`scope`] around a request; the layers below add to it when they run
 //! inside one (and do nothing outside one, e.g. in a background refresh).
-//! What it gathered goes to an [`AnswerSink`] — the daily rollup.
+//! What it gathered goes to an [`AnswerSink`] — the daily rollup. Database
+//! queries are told apart from background work the same way ([`query`]),
+//! also in the cache loads a request waits for ([`on_behalf`]).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -28,6 +30,17 @@ pub trait AnswerSink: Send + Sync {
 
 tokio::task_local! {
     static CURRENT: RefCell<Answered>;
+    /// Set in a task doing a request's work elsewhere (a cache load it
+    /// waits for): its queries are the request's.
+    static ON_BEHALF: bool;
+}
+
+/// `work`, to be spawned for the request in progress: its database queries
+/// are counted as the request's (see [`query`]).
+pub fn on_behalf<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    let in_request =
+        CURRENT.try_with(|_| ()).is_ok() || ON_BEHALF.try_with(|b| *b).unwrap_or(false);
+    ON_BEHALF.scope(in_request, work)
 }
 
 /// Runs `work`, gathering what it reports; `elapsed` is left for the
@@ -45,6 +58,12 @@ pub async fn scope<F: Future>(work: F) -> (F::Output, Answered) {
 /// The request in progress is for this tenant.
 pub fn tenant(id: &str, time_zone: Tz) {
     let _ = CURRENT.try_with(|c| c.borrow_mut().tenant = Some((id.to_owned(), time_zone)));
+}
+
+/// The request in progress is making a database query; whether there is
+/// one in progress (outside a request, a query is background work).
+pub fn query() -> bool {
+    CURRENT.try_with(|_| ()).is_ok() || ON_BEHALF.try_with(|b| *b).unwrap_or(false)
 }
 
 /// The request in progress made a cache lookup.
@@ -74,5 +93,18 @@ mod tests {
         assert_eq!((got.lookups, got.hits), (2, 1));
         let ((), empty) = scope(async {}).await;
         assert_eq!(empty, Answered::default());
+    }
+
+    #[tokio::test]
+    async fn queries_are_the_requests_also_in_the_loads_it_spawns_and_never_outside() {
+        assert!(!query());
+        assert!(!tokio::spawn(on_behalf(async { query() })).await.unwrap());
+        let ((in_scope, spawned, detached), _) = scope(async {
+            let spawned = tokio::spawn(on_behalf(async { query() }));
+            let detached = tokio::spawn(async { query() });
+            (query(), spawned.await.unwrap(), detached.await.unwrap())
+        })
+        .await;
+        assert_eq!((in_scope, spawned, detached), (true, true, false));
     }
 }

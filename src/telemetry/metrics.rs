@@ -159,6 +159,21 @@ fn describe() {
         "Webhook messages acknowledged but not used, by provider and event."
     );
     describe_counter!(
+        "warmline_call_events_total",
+        Unit::Count,
+        "Call life-cycle events acknowledged, by provider, phase (started, ended, analyzed), direction (inbound, outbound) and channel (voice, chat)."
+    );
+    describe_counter!(
+        "warmline_api_requests_total",
+        Unit::Count,
+        "Requests to the bots' API (/api/v1/context, /api/v1/messages), by route and outcome (ok, unauthorized, bad_request, unknown_tenant, unavailable)."
+    );
+    describe_histogram!(
+        "warmline_api_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a request to the bots' API, by route."
+    );
+    describe_counter!(
         "warmline_fallback_activations_total",
         Unit::Count,
         "Fallbacks taken, by kind: unknown_called_number, call_from_database, call_from_recent_caller, tenant_default, call_unresolved."

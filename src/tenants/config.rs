@@ -222,6 +222,16 @@ pub struct TenantConfig {
     /// `phoneNumber.id` or `phoneNumber.sipUri`, not `phoneNumber.number`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line_ids: Vec<String>,
+    /// The names of the WhatsApp instances (an Evolution API instance, a
+    /// Twilio sender) writing for this tenant: the bots' API resolves the
+    /// tenant from one (`"instance": …`) as calls resolve it from a number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whatsapp_instances: Vec<String>,
+    /// Environment variables each holding one of the tenant's keys for the
+    /// bots' API (`Authorization: Bearer …`). Named, never stored: warmline
+    /// keeps only their SHA-256 in memory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys_env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crm: Option<CrmConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -252,6 +262,27 @@ impl TenantConfig {
                 return Err(format!(
                     "`{at}.token_env`: {var} is one of warmline's own settings, never a \
                      tenant's credential; give a variable of the tenant's own"
+                ));
+            }
+        }
+        for (i, var) in self.api_keys_env.iter().enumerate() {
+            if !is_variable_name(var) {
+                return Err(format!(
+                    "`api_keys_env[{i}]` must be the name of an environment variable \
+                     (capitals, digits and `_`, such as ACME_API_KEY), not the key itself"
+                ));
+            }
+            if is_reserved_variable(var) {
+                return Err(format!(
+                    "`api_keys_env[{i}]`: {var} is one of warmline's own settings, never a \
+                     tenant's key; give a variable of the tenant's own"
+                ));
+            }
+        }
+        for (i, instance) in self.whatsapp_instances.iter().enumerate() {
+            if instance.trim().is_empty() || instance.len() > 128 {
+                return Err(format!(
+                    "`whatsapp_instances[{i}]` must be an instance name (1 to 128 characters)"
                 ));
             }
         }

@@ -4,8 +4,10 @@
 //! the warm-up endpoint), so resolving the called number on an inbound call
 //! is an L1 hit, not a database query. A number not yet in L1 is loaded from
 //! the database once (single-flight) and "no such tenant" is remembered
-//! under the namespace's negative TTL. Rows are typed into [`Tenant`]s here,
-//! once, as they are read.
+//! under the namespace's negative TTL. WhatsApp instance names resolve the
+//! same way, and the tenants' API keys are hashed at warm-up (see
+//! [`ApiKeyring`]). Rows are typed into [`Tenant`]s here, once, as they are
+//! read.
 
 use crate::cache::{Cache, CacheError, FlushReport, FlushScope, LoadError, Namespace, Tiered};
 use crate::domain::{PhoneNumber, TenantId};
@@ -13,10 +15,12 @@ use crate::store::{Store, StoreError, TenantRow};
 use std::sync::Arc;
 
 use super::Tenant;
+use super::keys::ApiKeyring;
 
 #[derive(Clone)]
 pub struct TenantDirectory {
     cache: Tiered<Tenant>,
+    keys: ApiKeyring,
     /// The whole cache, to drop what other namespaces hold of a tenant.
     all: Cache,
     store: Store,
@@ -51,6 +55,19 @@ fn line_key(line: &str) -> String {
     format!("line:{line}")
 }
 
+/// A WhatsApp instance's key in the tenant namespace.
+fn instance_key(instance: &str) -> String {
+    format!("instance:{}", instance.trim().to_lowercase())
+}
+
+fn serves_instance(tenant: &Tenant, instance: &str) -> bool {
+    tenant
+        .config
+        .whatsapp_instances
+        .iter()
+        .any(|i| i.trim().eq_ignore_ascii_case(instance.trim()))
+}
+
 fn serves_line(tenant: &Tenant, line: &str) -> bool {
     tenant
         .config
@@ -64,6 +81,7 @@ impl TenantDirectory {
     pub fn new(cache: &Cache, store: Store) -> Self {
         let dir = TenantDirectory {
             cache: cache.namespace(Namespace::Tenant),
+            keys: ApiKeyring::default(),
             all: cache.clone(),
             store,
         };
@@ -122,6 +140,43 @@ impl TenantDirectory {
         Ok(lookup.value)
     }
 
+    /// The tenant whose `whatsapp_instances` name `instance` (compared
+    /// without regard to case), answered from memory like
+    /// [`resolve`](Self::resolve): instances are loaded at warm-up, and one
+    /// not yet in L1 is looked for among all tenants once.
+    #[tracing::instrument(name = "tenant.resolve_instance", skip_all, fields(tenant = tracing::field::Empty))]
+    pub async fn resolve_instance(
+        &self,
+        instance: &str,
+    ) -> Result<Option<Arc<Tenant>>, CacheError> {
+        let dir = self.clone();
+        let wanted = instance.to_owned();
+        let lookup = self
+            .cache
+            .get_or_load(&instance_key(instance), move || async move {
+                let tenants = dir.list().await.map_err(LoadError::new)?;
+                Ok(tenants.into_iter().find(|t| serves_instance(t, &wanted)))
+            })
+            .await?;
+        if let Some(t) = &lookup.value {
+            tracing::Span::current().record("tenant", t.id.as_str());
+            crate::support::attribution::tenant(t.id.as_str(), t.time_zone);
+        }
+        Ok(lookup.value)
+    }
+
+    /// Whether `presented` is one of `tenant`'s API keys (never another
+    /// tenant's): compared with their digests, from memory.
+    pub fn accepts_api_key(&self, tenant: &Tenant, presented: &str) -> bool {
+        self.keys.accepts(tenant, presented)
+    }
+
+    /// Accepts `key` for the tenant `id` until the process ends (the demo's
+    /// key for this run), besides the keys its tenant file names.
+    pub fn grant_api_key(&self, id: &TenantId, key: &str) {
+        self.keys.grant(id, key);
+    }
+
     /// The tenant with this id, from the database (the fallback cascade and
     /// the write-back worker know only the id).
     pub async fn by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
@@ -152,6 +207,9 @@ impl TenantDirectory {
             keys.insert(t.phone_number.as_str().to_owned());
             for line in &t.config.line_ids {
                 keys.insert(line_key(&line.trim().to_lowercase()));
+            }
+            for instance in &t.config.whatsapp_instances {
+                keys.insert(instance_key(instance));
             }
         }
         let prefix = format!("{}:", after.id);
@@ -190,6 +248,10 @@ impl TenantDirectory {
                     .set(&line_key(&line.trim().to_lowercase()), t.clone())
                     .await;
             }
+            for instance in &t.config.whatsapp_instances {
+                self.cache.set(&instance_key(instance), t.clone()).await;
+            }
+            self.keys.prime(&t);
             let key = t.phone_number.as_str().to_owned();
             self.cache.set(&key, t).await;
         }

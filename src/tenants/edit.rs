@@ -36,6 +36,8 @@ const EXAMPLE: &str = r#"# Everything but the fields above, as a `warmline tenan
 # are given by the NAME of the environment variable holding them.
 #
 # line_ids = ["vapi-phone-number-id"]
+# whatsapp_instances = ["acme-main"]
+# api_keys_env = ["ACME_API_KEY"]
 # vapi_assistant_id = "asst_..."
 # crm = { kind = "gohighlevel", location_id = "loc_...", token_env = "ACME_GHL_TOKEN" }
 # memory = { kind = "zep", token_env = "ZEP_API_KEY" }

@@ -124,10 +124,27 @@ fn line_of(line: &str) -> String {
     line.trim().to_lowercase()
 }
 
-/// The line ids of a row about to be stored, as compared.
+/// Every line a configuration claims, as compared: its line ids, and its
+/// WhatsApp instances as `whatsapp:<name>` (an instance, like a number,
+/// writes for one tenant only).
+fn claimed(config: &TenantConfig) -> Vec<String> {
+    config
+        .line_ids
+        .iter()
+        .map(|l| line_of(l))
+        .chain(
+            config
+                .whatsapp_instances
+                .iter()
+                .map(|i| format!("whatsapp:{}", line_of(i))),
+        )
+        .collect()
+}
+
+/// The lines of a row about to be stored, as compared.
 fn lines_of(tenant: &NewTenant) -> Vec<String> {
     serde_json::from_str::<TenantConfig>(&tenant.config)
-        .map(|c| c.line_ids.iter().map(|l| line_of(l)).collect())
+        .map(|c| claimed(&c))
         .unwrap_or_default()
 }
 
@@ -142,11 +159,8 @@ fn taken_line<'a>(
         .into_iter()
         .filter(|other| other.id != tenant.id)
         .find_map(|other| {
-            let line = other
-                .config
-                .line_ids
-                .iter()
-                .map(|l| line_of(l))
+            let line = claimed(&other.config)
+                .into_iter()
                 .find(|l| lines.contains(l))?;
             Some((line, other.id.clone()))
         })
@@ -365,6 +379,34 @@ tenants:
             taken_line(&acme[1], [&stored]),
             Some(("pn-2".into(), stored.id.clone()))
         );
+    }
+
+    #[test]
+    fn a_whatsapp_instance_is_one_tenants_like_a_line() {
+        let two = format!(
+            "{}\n{}",
+            TOML.replace(
+                "name = \"Acme Dental\"",
+                "name = \"Acme Dental\"\nwhatsapp_instances = [\"clinic-main\"]"
+            ),
+            TOML.replace("acme-dental", "zen-spa")
+                .replace("010-0000", "010-0009")
+                .replace(
+                    "name = \"Acme Dental\"",
+                    "name = \"Zen\"\nwhatsapp_instances = [\"Clinic-Main\"]"
+                ),
+        );
+        let e = format!("{:#}", parse(&two, "toml").unwrap_err());
+        assert!(
+            e.contains("line `whatsapp:clinic-main`") && e.contains("`acme-dental`"),
+            "{e}"
+        );
+        // A line id and an instance of the same name are different lines.
+        let apart = two.replace(
+            "whatsapp_instances = [\"Clinic-Main\"]",
+            "line_ids = [\"clinic-main\"]",
+        );
+        assert_eq!(parse(&apart, "toml").unwrap().len(), 2);
     }
 
     #[test]

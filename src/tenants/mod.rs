@@ -16,6 +16,7 @@ mod edit;
 mod file;
 mod guard;
 mod hidden;
+mod keys;
 
 pub use config::{
     CalendarConfig, Credential, CrmConfig, InlineSecret, MemoryConfig, ServiceConfig, TenantConfig,
@@ -28,6 +29,7 @@ pub use guard::{
     RESERVED_PREFIXES, RESERVED_VARIABLES, UpstreamHosts, is_reserved_variable, normal_host,
 };
 pub use hidden::HIDDEN;
+pub use keys::ApiKeyring;
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};

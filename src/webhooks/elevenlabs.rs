@@ -36,6 +36,8 @@ struct InitiationBody {
     called_number: Option<String>,
     caller_id: Option<String>,
     call_sid: Option<String>,
+    /// Not documented for this webhook; honoured when a bridge sends it.
+    direction: Option<String>,
 }
 
 pub(super) fn parse_initiation(body: &[u8]) -> Result<InboundCall, ApiError> {
@@ -43,12 +45,45 @@ pub(super) fn parse_initiation(body: &[u8]) -> Result<InboundCall, ApiError> {
     let called_raw = b
         .called_number
         .ok_or_else(|| ApiError::BadRequest("missing `called_number`".into()))?;
-    Ok(InboundCall {
+    let call = InboundCall {
         provider: Provider::ElevenLabs,
         called: required_phone(&called_raw, "called_number")?,
         caller: optional_phone(b.caller_id.as_deref()),
         call_id: b.call_sid.as_deref().and_then(|s| CallId::parse(s).ok()),
+    };
+    Ok(if b.direction.as_deref() == Some("outbound") {
+        reversed(call)
+    } else {
+        call
     })
+}
+
+/// The call the other way round: on an outbound call the business is the
+/// one calling, so `caller_id` is its number and `called_number` the
+/// customer's. A call whose customer number is withheld cannot be reversed.
+fn reversed(call: InboundCall) -> InboundCall {
+    match call.caller.clone() {
+        Some(business) => InboundCall {
+            caller: Some(call.called.clone()),
+            called: business,
+            ..call
+        },
+        None => call,
+    }
+}
+
+/// The initiation as the business sees it. ElevenLabs sends this webhook
+/// for outbound calls too, without saying which it is: a `called_number`
+/// no tenant has, from a `caller_id` a tenant has, is that tenant calling
+/// its customer. Both lookups are answered from memory.
+async fn business_side(calls: &Calls, call: InboundCall) -> Result<InboundCall, ApiError> {
+    let Some(caller) = &call.caller else {
+        return Ok(call);
+    };
+    if calls.tenant(&call.called).await?.is_some() || calls.tenant(caller).await?.is_none() {
+        return Ok(call);
+    }
+    Ok(reversed(call))
 }
 
 async fn initiation(
@@ -60,12 +95,16 @@ async fn initiation(
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
     let given = header("x-warmline-secret")
         .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")));
+    let parsed = match parse_initiation(body) {
+        Ok(call) => business_side(calls, call).await,
+        Err(e) => Err(e),
+    };
     let (call, _) = gate
         .admit(
             calls,
             Provider::ElevenLabs,
             req,
-            parse_initiation(body),
+            parsed,
             |c| Some(c.called.clone()),
             |secret| match given {
                 None => Err("missing X-Warmline-Secret header".into()),
@@ -156,19 +195,48 @@ fn ms_within(
     }
 }
 
-/// The agent's number in a post-call payload: where the call was placed to.
+/// `metadata.phone_call.direction` of a post-call payload.
+fn direction(data: &Value) -> Option<&str> {
+    text(data, &["metadata", "phone_call", "direction"])
+}
+
+/// One of the system variables ElevenLabs echoes in a post-call payload.
+fn system_variable<'a>(data: &'a Value, name: &str) -> Option<&'a str> {
+    text(
+        data,
+        &[
+            "conversation_initiation_client_data",
+            "dynamic_variables",
+            name,
+        ],
+    )
+}
+
+/// The agent's number in a post-call payload: the business's line, either
+/// way the call went. The system variables name the two ends as caller and
+/// called, so on an outbound call the business is the caller.
 fn agent_number(data: &Value) -> Option<PhoneNumber> {
+    let fallback = if direction(data) == Some("outbound") {
+        "system__caller_id"
+    } else {
+        "system__called_number"
+    };
     optional_phone(
-        text(data, &["metadata", "phone_call", "agent_number"]).or_else(|| {
-            text(
-                data,
-                &[
-                    "conversation_initiation_client_data",
-                    "dynamic_variables",
-                    "system__called_number",
-                ],
-            )
-        }),
+        text(data, &["metadata", "phone_call", "agent_number"])
+            .or_else(|| system_variable(data, fallback)),
+    )
+}
+
+/// The customer's number in a post-call payload.
+fn customer_number(data: &Value) -> Option<PhoneNumber> {
+    let fallback = if direction(data) == Some("outbound") {
+        "system__called_number"
+    } else {
+        "system__caller_id"
+    };
+    optional_phone(
+        text(data, &["metadata", "phone_call", "external_number"])
+            .or_else(|| system_variable(data, fallback)),
     )
 }
 
@@ -204,17 +272,10 @@ fn transcription_event(data: &Value, now_s: i64) -> Result<CallEvent, ApiError> 
         "post_call_transcription",
     );
     let meta = data.get("metadata").cloned().unwrap_or(Value::Null);
-    let vars = data
-        .get("conversation_initiation_client_data")
-        .and_then(|c| c.get("dynamic_variables"))
-        .cloned()
-        .unwrap_or(Value::Null);
     let d = &mut e.details;
-    d.caller = optional_phone(
-        text(&meta, &["phone_call", "external_number"])
-            .or_else(|| text(&vars, &["system__caller_id"])),
-    );
+    d.caller = customer_number(data);
     d.called = agent_number(data);
+    d.direction = direction(data).map(str::to_owned);
     d.started_at_ms = ms_within(
         &meta,
         "start_time_unix_secs",

@@ -5,6 +5,7 @@
 
 const RETELL: &[&str] = &[
     "call_inbound",
+    "chat_inbound",
     "function",
     "event",
     "call_started",
@@ -15,6 +16,9 @@ const RETELL: &[&str] = &[
     "transfer_bridged",
     "transfer_cancelled",
     "transfer_ended",
+    "chat_started",
+    "chat_ended",
+    "chat_analyzed",
 ];
 
 const VAPI: &[&str] = &[

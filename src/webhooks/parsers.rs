@@ -3,12 +3,21 @@
 //! what the handler would act on, or the 400 the platform would get; none
 //! may panic, whatever the bytes.
 
-use crate::domain::{InboundCall, ToolCall};
+use crate::domain::{CallId, InboundCall, PhoneNumber, ToolCall};
 use crate::error::ApiError;
 
 /// `POST /retell/inbound`.
 pub fn retell_inbound(body: &[u8]) -> Result<InboundCall, ApiError> {
     super::retell::parse_inbound(body)
+}
+
+/// `POST /retell/inbound` carrying an SMS's `chat_inbound`: the customer's
+/// and the business's numbers and the chat id, or `None` for another event.
+#[allow(clippy::type_complexity)]
+pub fn retell_chat_inbound(
+    body: &[u8],
+) -> Result<Option<(Option<PhoneNumber>, PhoneNumber, Option<CallId>)>, ApiError> {
+    super::retell::parse_chat(body).map(|c| c.map(|c| (c.caller, c.called, c.chat_id)))
 }
 
 /// `POST /retell/functions[/{name}]`, with the request's query string.

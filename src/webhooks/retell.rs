@@ -5,6 +5,11 @@
 //! - `POST /retell/events` — `call_started`, `call_ended`, `call_analyzed`.
 //!
 //! Every request carries `x-retell-signature`, checked on the raw bytes.
+//! An SMS's `chat_inbound`, posted to the same inbound webhook, is `chat`'s.
+
+mod chat;
+
+pub(super) use chat::parse_chat_inbound as parse_chat;
 
 use std::collections::BTreeMap;
 
@@ -97,6 +102,11 @@ async fn retell_inbound(
     RawBody(body): RawBody,
 ) -> Result<HttpResponse, ApiError> {
     observed(&gate, PROVIDER, "call_inbound", async {
+        if chat::might_be_chat(&body)
+            && let Some(response) = chat::chat_inbound(&calls, &gate, &req, &body).await?
+        {
+            return Ok(Handled::ok(response, "chat_inbound"));
+        }
         let response = inbound(&calls, &gate, &req, &body).await?;
         Ok(Handled::ok(response, "call_inbound"))
     })
@@ -336,6 +346,9 @@ async fn retell_function(
 struct EventEnvelope {
     event: String,
     call: Option<Value>,
+    /// A chat's events (`chat_started`, `chat_ended`, `chat_analyzed`)
+    /// carry the chat instead of a call.
+    chat: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -366,6 +379,10 @@ pub(super) fn parse_event(body: &[u8]) -> Result<Delivery, ApiError> {
         "call_started" => CallPhase::Started,
         "call_ended" => CallPhase::Ended,
         "call_analyzed" => CallPhase::Analyzed,
+        "chat_started" | "chat_ended" | "chat_analyzed" if envelope.chat.is_some() => {
+            let chat = envelope.chat.unwrap_or_default();
+            return chat::chat_event(&envelope.event, chat).map(|e| Delivery::Call(Box::new(e)));
+        }
         _ => {
             let number = |k: &str| {
                 envelope

@@ -251,14 +251,20 @@ fn event_base(m: &Value, p: Parties, phase: CallPhase, event: &str) -> Result<Ca
     let mut e = CallEvent::new(Provider::Vapi, id, phase, event);
     e.details.caller = p.caller;
     e.details.called = p.called;
-    e.details.direction = text(m, &["call", "type"]).map(|t| {
-        if t.contains("inbound") {
-            "inbound".into()
-        } else {
-            t.into()
-        }
-    });
+    e.details.direction = text(m, &["call", "type"]).map(direction);
     Ok(e)
+}
+
+/// The direction of a call by its Vapi `call.type`: `inboundPhoneCall`
+/// and `outboundPhoneCall` are `inbound` and `outbound`, as every platform
+/// says it; anything else (`webCall`) is kept as Vapi names it. Either way
+/// `customer.number` is the customer and `phoneNumber.number` the business.
+fn direction(call_type: &str) -> String {
+    match call_type {
+        "inboundPhoneCall" => "inbound".into(),
+        "outboundPhoneCall" => "outbound".into(),
+        other => other.into(),
+    }
 }
 
 fn end_of_call_report(m: &Value, p: Parties) -> Result<CallEvent, ApiError> {

@@ -4,14 +4,16 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CallEvent, CallId, CallPhase, Provider, TenantId, WriteBack};
+use crate::domain::{
+    CallEvent, CallId, CallPhase, Channel, Direction, Provider, TenantId, TranscriptLine, WriteBack,
+};
 use crate::store::tx::{
-    add_call_fallback_in, add_daily_in, enqueue_writeback_in, insert_appointment_in,
-    insert_call_step_in, record_applied_in, record_contact_call_in, tenant_for_number_in,
-    upsert_call_in,
+    add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, enqueue_writeback_in,
+    insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_in,
+    record_contact_call_in, tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{
-    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, StoreError,
+    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, NewMessage, StoreError,
 };
 use crate::support::now_ms;
 
@@ -44,6 +46,9 @@ pub enum Job {
     /// A step of a call for its detail page (the context answered, a tool
     /// call), recorded beside the answer, never before it.
     CallStep { step: Box<CallStep> },
+    /// A message a bot appended to a customer's conversation; the memory
+    /// service learns it through the write-back.
+    Message { message: Box<NewMessage> },
 }
 
 /// What applying a job did.
@@ -66,6 +71,7 @@ impl Job {
             Job::Appointment { appointment, .. } => format!("appointment:{}", appointment.id),
             Job::Fallback { key, .. } => key.clone(),
             Job::CallStep { step } => step.key.clone(),
+            Job::Message { message } => message.key.clone(),
         }
     }
 
@@ -115,6 +121,13 @@ impl Job {
                 // to the same bounds as a live step.
                 step.bound();
             }
+            Job::Message { message } => {
+                strip_nul(&mut message.role);
+                strip_nul(&mut message.text);
+                if let Some(i) = &mut message.instance {
+                    strip_nul(i);
+                }
+            }
         }
     }
 
@@ -124,6 +137,7 @@ impl Job {
             Job::Appointment { .. } => "appointment",
             Job::Fallback { .. } => "fallback",
             Job::CallStep { .. } => "call_step",
+            Job::Message { .. } => "message",
         }
     }
 }
@@ -198,7 +212,12 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     bookings: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, &a.tenant_id, &day(now_ms(), Some(*time_zone)), delta).await?;
+                let direction = match (a.provider, &a.call_id) {
+                    (Some(p), Some(id)) => call_direction_in(conn, p, id).await?,
+                    _ => Direction::Inbound,
+                };
+                let today = day(now_ms(), Some(*time_zone));
+                add_daily_in(conn, &a.tenant_id, &today, direction, delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -219,7 +238,11 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     fallbacks: 1,
                     ..DailyDelta::default()
                 };
-                add_daily_in(conn, t, &day(now_ms(), *time_zone), delta).await?;
+                let direction = match call_id {
+                    Some(id) => call_direction_in(conn, *provider, id).await?,
+                    None => Direction::Inbound,
+                };
+                add_daily_in(conn, t, &day(now_ms(), *time_zone), direction, delta).await?;
             }
             Ok(Outcome::Applied)
         }
@@ -231,6 +254,24 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
             } else {
                 Outcome::Duplicate
             })
+        }
+        Job::Message { message: m } => {
+            // Keyed in its own table too, like a call step.
+            if !insert_message_in(conn, m).await? {
+                return Ok(Outcome::Duplicate);
+            }
+            // The worker skips it when the tenant has no memory service.
+            let job = WriteBack::Memory {
+                tenant_id: m.tenant_id.clone(),
+                caller: m.caller.clone(),
+                messages: vec![TranscriptLine {
+                    role: m.role.clone(),
+                    content: m.text.clone(),
+                }],
+            };
+            let key = format!("{}:{}", job.kind(), m.key);
+            enqueue_writeback_in(conn, &job, &key, None).await?;
+            Ok(Outcome::Applied)
         }
     }
 }
@@ -268,6 +309,9 @@ async fn apply_call_event(
         return Ok(Outcome::Applied);
     }
 
+    if e.details.channel == Some(Channel::Chat) {
+        return chat_ended(conn, e).await;
+    }
     // The call ended with this event: count it exactly once.
     let (Some(tenant), Some(caller)) = (tenant, &e.details.caller) else {
         return Ok(Outcome::CallEnded);
@@ -277,13 +321,19 @@ async fn apply_call_event(
         .started_at_ms
         .or(u.details.ended_at_ms)
         .unwrap_or_else(now_ms);
-    record_contact_call_in(conn, tenant, caller, at).await?;
+    // The direction as stored: an event that did not say keeps the one an
+    // earlier event of the call gave.
+    let direction = match &e.details.direction {
+        Some(d) => Direction::of(Some(d)),
+        None => call_direction_in(conn, e.provider, &e.call_id).await?,
+    };
+    record_contact_call_in(conn, tenant, caller, at, direction).await?;
     let delta = DailyDelta {
         calls: 1,
         duration_ms: u.details.duration_ms.unwrap_or(0),
         ..DailyDelta::default()
     };
-    add_daily_in(conn, tenant, &day(at, tz), delta).await?;
+    add_daily_in(conn, tenant, &day(at, tz), direction, delta).await?;
 
     // Write-back to the CRM and memory runs after, with retries.
     let trace = e.details.trace_id.as_deref();
@@ -303,4 +353,24 @@ async fn apply_call_event(
         enqueue_writeback_in(conn, job, &key, trace).await?;
     }
     Ok(Outcome::CallEnded)
+}
+
+/// A chat ended: not a call in the contact's or the day's counts, but its
+/// messages go to the memory service like a call's transcript, for the
+/// tenant and customer its `chat_inbound` logged (the chat's own events
+/// carry no numbers).
+async fn chat_ended(conn: &mut Conn, e: &CallEvent) -> Result<Outcome, StoreError> {
+    let (Some(tenant), Some(caller)) = call_parties_in(conn, e.provider, &e.call_id).await? else {
+        return Ok(Outcome::Applied);
+    };
+    if !e.messages.is_empty() {
+        let job = WriteBack::Memory {
+            tenant_id: tenant,
+            caller,
+            messages: e.messages.clone(),
+        };
+        let key = format!("{}:{}", job.kind(), e.idempotency_key());
+        enqueue_writeback_in(conn, &job, &key, e.details.trace_id.as_deref()).await?;
+    }
+    Ok(Outcome::Applied)
 }

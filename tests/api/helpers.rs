@@ -225,6 +225,8 @@ pub struct TestApp {
     pub writebehind: warmline::writebehind::WriteBehind,
     /// Whether the demo tenant's simulator runs.
     pub demo_running: bool,
+    /// The demo tenant's key to the bots' API for this run.
+    pub demo_api_key: Option<String>,
     pub stop: StopHandle,
     /// Keeps the database alive for the test.
     pub db: Option<TestDb>,
@@ -296,6 +298,7 @@ pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
     let store = app.store().clone();
     let (cache, writebehind) = (app.cache().clone(), app.writebehind().clone());
     let demo_running = app.demo().is_some();
+    let demo_api_key = app.demo_api_key().map(str::to_owned);
     let stop = app.stop_handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -309,6 +312,7 @@ pub async fn spawn_with_settings(mut settings: Settings) -> TestApp {
         cache,
         writebehind,
         demo_running,
+        demo_api_key,
         stop,
         db: None,
         spill,

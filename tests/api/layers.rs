@@ -59,6 +59,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "bots",
+        &[
+            "calls",
+            "domain",
+            "error",
+            "support",
+            "telemetry",
+            "tenants",
+        ],
+    ),
+    (
         "admin",
         &[
             "cache",
@@ -75,6 +86,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "http",
         &[
             "admin",
+            "bots",
             "cache",
             "calls",
             "error",

@@ -168,6 +168,14 @@ async fn a_newcomer_gets_a_real_context_answer_from_the_demo_tenant_with_the_pri
         out.contains(body),
         "the banner prints this very request:\n{out}"
     );
+    for request in [
+        warmline::demo::DEMO_OUTBOUND,
+        warmline::demo::DEMO_SMS,
+        warmline::demo::DEMO_WHATSAPP_MESSAGE,
+    ] {
+        assert!(out.contains(request), "and the other conversations:\n{out}");
+    }
+    assert!(out.contains("Authorization: Bearer "), "{out}");
 }
 
 #[test]

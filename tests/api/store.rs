@@ -367,6 +367,21 @@ on_both_backends! {
         assert!(store.daily_metrics(None, "2026-12-01", "2026-12-31").await.unwrap().is_empty());
     }
 
+    async fn daily_metrics_are_kept_per_direction_and_summed_over_both(store: Store) {
+        use warmline::domain::Direction;
+        let a = seed_tenant(&store, "a", "+15550100001").await;
+        let delta = |calls| DailyDelta { calls, bookings: 1, fallbacks: 0, duration_ms: 0 };
+        store.add_daily_for(&a, "2026-11-21", Direction::Inbound, delta(3)).await.unwrap();
+        store.add_daily_for(&a, "2026-11-21", Direction::Outbound, delta(2)).await.unwrap();
+        store.add_daily_for(&a, "2026-11-21", Direction::Outbound, delta(1)).await.unwrap();
+        let both = store.daily_metrics(Some(&a), "2026-11-01", "2026-11-30").await.unwrap();
+        assert_eq!((both[0].calls, both[0].outbound_calls, both[0].inbound_calls(), both[0].bookings), (6, 3, 3, 3));
+        let out = store.daily_metrics_in(Some(&a), Some(Direction::Outbound), "2026-11-01", "2026-11-30").await.unwrap();
+        assert_eq!((out[0].calls, out[0].outbound_calls, out[0].bookings), (3, 3, 2));
+        let inbound = store.daily_metrics_in(None, Some(Direction::Inbound), "2026-11-01", "2026-11-30").await.unwrap();
+        assert_eq!((inbound[0].calls, inbound[0].outbound_calls, inbound[0].bookings), (3, 0, 1));
+    }
+
     async fn the_writeback_queue_ignores_repeated_keys_and_leases_each_item_to_one_claimer(store: Store) {
         let job = |i: usize| warmline::domain::WriteBack::Crm {
             tenant_id: tenant_id("acme"),

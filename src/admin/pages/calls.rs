@@ -12,7 +12,7 @@ use super::Chrome;
 use crate::admin::AdminSettings;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
-use crate::domain::{CallId, PhoneNumber, Provider, TenantId, mask_phones_in};
+use crate::domain::{CallId, Channel, Direction, PhoneNumber, Provider, TenantId, mask_phones_in};
 use crate::error::ApiError;
 use crate::store::{
     CallFilter, CallOutcome, CallRecord, CallStatus, CallStep, ContextAnswered, StepKind,
@@ -30,6 +30,12 @@ pub struct Filters {
     pub caller: String,
     #[serde(default)]
     pub provider: String,
+    /// `inbound`, `outbound` or empty.
+    #[serde(default)]
+    pub direction: String,
+    /// `voice`, `chat` or empty.
+    #[serde(default)]
+    pub channel: String,
     #[serde(default)]
     pub status: String,
     /// `successful`, `unsuccessful`, `unknown` or empty.
@@ -82,6 +88,12 @@ impl Filters {
             provider: some(&self.provider)
                 .map(|p| p.parse::<Provider>().map_err(|e| bad("provider", e)))
                 .transpose()?,
+            direction: some(&self.direction)
+                .map(|d| d.parse::<Direction>().map_err(|e| bad("direction", e)))
+                .transpose()?,
+            channel: some(&self.channel)
+                .map(|c| c.parse::<Channel>().map_err(|e| bad("channel", e)))
+                .transpose()?,
             status: some(&self.status)
                 .map(|s| s.parse::<CallStatus>().map_err(|e| bad("status", e)))
                 .transpose()?,
@@ -103,6 +115,8 @@ impl Filters {
             .append_pair("tenant", &self.tenant)
             .append_pair("caller", &self.caller)
             .append_pair("provider", &self.provider)
+            .append_pair("direction", &self.direction)
+            .append_pair("channel", &self.channel)
             .append_pair("status", &self.status)
             .append_pair("outcome", &self.outcome)
             .append_pair("booked", &self.booked)
@@ -134,6 +148,10 @@ fn seconds(ms: Option<i64>) -> String {
 pub struct Row {
     pub call_id: String,
     pub provider: &'static str,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// `voice` or `chat`.
+    pub channel: &'static str,
     pub tenant: String,
     pub caller: String,
     pub status: &'static str,
@@ -148,6 +166,8 @@ impl From<&CallRecord> for Row {
         Row {
             call_id: c.call_id.to_string(),
             provider: c.provider.as_str(),
+            direction: Direction::of(c.details.direction.as_deref()).as_str(),
+            channel: c.details.channel.unwrap_or_default().as_str(),
             tenant: c
                 .tenant_id
                 .as_ref()

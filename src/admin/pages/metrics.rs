@@ -1,7 +1,8 @@
 //! `/admin/metrics`: daily history — calls, bookings, conversion,
 //! fallbacks, average duration, answer p95 and cache hit ratio — over 7,
-//! 30 or 90 days, per tenant or for all, as server-rendered SVG charts and
-//! a table, and the same rows as CSV (`/admin/metrics.csv`).
+//! 30 or 90 days, per tenant or for all, inbound and outbound calls apart
+//! or one direction alone, as server-rendered SVG charts and a table, and
+//! the same rows as CSV (`/admin/metrics.csv`).
 
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use super::Chrome;
 use crate::admin::console::Console;
 use crate::admin::session::{Operator, PageError};
-use crate::domain::TenantId;
+use crate::domain::{Direction, TenantId};
 use crate::error::ApiError;
 use crate::store::{DailyMetrics, DailyTimings};
 
@@ -22,6 +23,9 @@ pub struct Query {
     pub days: u32,
     #[serde(default)]
     pub tenant: String,
+    /// `inbound`, `outbound` or empty for both.
+    #[serde(default)]
+    pub direction: String,
 }
 
 fn default_days() -> u32 {
@@ -44,11 +48,20 @@ async fn history(console: &Console, q: &Query) -> Result<Vec<Day>, ApiError> {
         .then(|| TenantId::parse(q.tenant.trim()))
         .transpose()
         .map_err(|e| ApiError::BadRequest(format!("`tenant`: {e}")))?;
+    let direction = (!q.direction.trim().is_empty())
+        .then(|| q.direction.trim().parse::<Direction>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("`direction`: {e}")))?;
     let today = Utc::now().date_naive();
     let from = today - Duration::days(i64::from(q.days) - 1);
     let rows = console
         .store
-        .daily_metrics(tenant.as_ref(), &from.to_string(), &today.to_string())
+        .daily_metrics_in(
+            tenant.as_ref(),
+            direction,
+            &from.to_string(),
+            &today.to_string(),
+        )
         .await?;
     let timings = console
         .store
@@ -63,7 +76,7 @@ async fn history(console: &Console, q: &Query) -> Result<Vec<Day>, ApiError> {
                 .iter()
                 .find(|r| r.day == day)
                 .cloned()
-                .unwrap_or_else(|| empty(day.clone()));
+                .unwrap_or_else(|| DailyMetrics::empty(day.clone()));
             let timings = timings
                 .iter()
                 .find(|(d, _)| *d == day)
@@ -72,16 +85,6 @@ async fn history(console: &Console, q: &Query) -> Result<Vec<Day>, ApiError> {
             Day { metrics, timings }
         })
         .collect())
-}
-
-fn empty(day: String) -> DailyMetrics {
-    DailyMetrics {
-        day,
-        calls: 0,
-        bookings: 0,
-        fallbacks: 0,
-        total_duration_ms: 0,
-    }
 }
 
 /// One bar of the chart, in SVG units.
@@ -149,6 +152,8 @@ fn bars(days: &[Day]) -> (Vec<Bar>, i64, f64) {
 pub struct Row {
     pub day: String,
     pub calls: i64,
+    pub inbound: i64,
+    pub outbound: i64,
     pub bookings: i64,
     pub conversion: String,
     pub fallbacks: i64,
@@ -174,6 +179,8 @@ fn row(
             .map_or_else(String::new, |r| format!("{:.1} %", r * 100.0)),
         day: d.day.clone(),
         calls: d.calls,
+        inbound: d.inbound_calls(),
+        outbound: d.outbound_calls,
         bookings: d.bookings,
         conversion: format!("{:.1} %", d.conversion() * 100.0),
         fallbacks: d.fallbacks,
@@ -194,6 +201,7 @@ struct MetricsPage {
     chrome: Chrome,
     days: u32,
     tenant: String,
+    direction: String,
     bars: Vec<Bar>,
     max: i64,
     slowest: String,
@@ -225,11 +233,12 @@ async fn metrics_page(
         .join(" ");
     let total = days.iter().fold(
         Day {
-            metrics: empty("total".into()),
+            metrics: DailyMetrics::empty("total".into()),
             timings: DailyTimings::default(),
         },
         |mut t, d| {
             t.metrics.calls += d.metrics.calls;
+            t.metrics.outbound_calls += d.metrics.outbound_calls;
             t.metrics.bookings += d.metrics.bookings;
             t.metrics.fallbacks += d.metrics.fallbacks;
             t.metrics.total_duration_ms += d.metrics.total_duration_ms;
@@ -241,6 +250,7 @@ async fn metrics_page(
         chrome: Chrome::new(&console, &op, "/admin/metrics").await,
         days: q.days,
         tenant: q.tenant.clone(),
+        direction: q.direction.clone(),
         bars,
         max,
         slowest: format!("{slowest:.0} ms"),
@@ -259,7 +269,8 @@ async fn metrics_csv(
 ) -> Result<HttpResponse, PageError> {
     let days = history(&console, &q).await?;
     let mut csv = String::from(
-        "day,calls,bookings,conversion,fallbacks,total_duration_ms,answers,p95_ms,cache_hit_ratio\n",
+        // The direction columns last: the older ones keep their places.
+        "day,calls,bookings,conversion,fallbacks,total_duration_ms,answers,p95_ms,cache_hit_ratio,inbound_calls,outbound_calls\n",
     );
     let or_empty =
         |v: Option<f64>, digits: usize| v.map_or_else(String::new, |v| format!("{v:.digits$}"));
@@ -269,7 +280,7 @@ async fn metrics_csv(
     } in &days
     {
         csv.push_str(&format!(
-            "{},{},{},{:.4},{},{},{},{},{}\n",
+            "{},{},{},{:.4},{},{},{},{},{},{},{}\n",
             d.day,
             d.calls,
             d.bookings,
@@ -279,6 +290,8 @@ async fn metrics_csv(
             t.answers(),
             or_empty(t.quantile_ms(0.95), 1),
             or_empty(t.hit_ratio(), 4),
+            d.inbound_calls(),
+            d.outbound_calls,
         ));
     }
     Ok(HttpResponse::Ok()

@@ -418,7 +418,12 @@ async fn change(
     }
     if let Some((line, other)) = line_owner(&console.store, &row).await? {
         outcome("line_taken");
-        let message = format!("`line_ids`: line `{line}` already answers tenant `{other}`");
+        let message = match line.strip_prefix("whatsapp:") {
+            Some(instance) => format!(
+                "`whatsapp_instances`: instance `{instance}` already writes for tenant `{other}`"
+            ),
+            None => format!("`line_ids`: line `{line}` already answers tenant `{other}`"),
+        };
         return Ok(refused(StatusCode::BAD_REQUEST, "config", message));
     }
     let stale = || {
