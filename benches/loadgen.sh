@@ -48,6 +48,7 @@ redis="${BENCH_REDIS_URL:-redis://127.0.0.1:6379}"
 prefix="wlbench-$$-$(date +%s):"
 if [ "$redis" != none ]; then export REDIS_URL="$redis" WARMLINE_REDIS_PREFIX="$prefix"; fi
 export RETELL_API_KEY=key_bench_retell VAPI_SECRET=bench-vapi-secret ELEVENLABS_WEBHOOK_SECRET=wsec_bench
+export BENCH_API_KEY=wl_bench_api_key WARMLINE_LOADGEN_API_KEY=wl_bench_api_key
 export WARMLINE_ADDR="127.0.0.1:$port" WARMLINE_DEMO=off WARMLINE_SPILL_DIR="$work/spill"
 sim="http://127.0.0.1:$sim_port"
 cat >"$work/tenant.toml" <<TOML
@@ -60,6 +61,8 @@ crm = { kind = "gohighlevel", location_id = "loc_demo", token = "sim-ghl-token",
 memory = { kind = "zep", token = "sim-zep-key", base_url = "$sim" }
 calendar = { kind = "gohighlevel", location_id = "loc_demo", token = "sim-ghl-token", base_url = "$sim" }
 vapi_assistant_id = "asst_bench"
+whatsapp_instances = ["bench-clinic"]
+api_keys_env = ["BENCH_API_KEY"]
 
 [[tenants.services]]
 id = "cleaning"

@@ -75,6 +75,17 @@ pub struct Options {
         default_value = ""
     )]
     pub elevenlabs_secret: String,
+    /// A tenant's key to the bots' API (`context-api`).
+    #[arg(
+        long,
+        env = "WARMLINE_LOADGEN_API_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub api_key: String,
+    /// The tenant's WhatsApp instance (`context-api`).
+    #[arg(long, default_value = "bench-clinic")]
+    pub instance: String,
     /// Client runtime threads (1 leaves the most CPU to a server on the same
     /// machine).
     #[arg(long, default_value_t = 1)]
@@ -96,6 +107,8 @@ impl Options {
             retell: self.retell_key.clone(),
             vapi: self.vapi_secret.clone(),
             elevenlabs: self.elevenlabs_secret.clone(),
+            api_key: self.api_key.clone(),
+            instance: self.instance.clone(),
         }
     }
 
@@ -126,6 +139,10 @@ impl Options {
             "--cold is a share between 0 and 1"
         );
         anyhow::ensure!(self.rate != Some(0), "--rate must be at least 1 request/s");
+        anyhow::ensure!(
+            self.scenario != Scenario::ContextApi || !self.api_key.is_empty(),
+            "--scenario context-api needs the tenant's key: --api-key or WARMLINE_LOADGEN_API_KEY"
+        );
         Ok(())
     }
 }

@@ -292,7 +292,9 @@ impl Worker {
     /// of its own, or its standing call's).
     fn repeats_requests(&self) -> bool {
         match self.scenario {
-            Scenario::Health | Scenario::RetellTool | Scenario::VapiTool => true,
+            Scenario::Health | Scenario::RetellTool | Scenario::VapiTool | Scenario::ContextApi => {
+                true
+            }
             Scenario::RetellInbound => !self.call_ids,
             _ => false,
         }
@@ -342,7 +344,7 @@ impl Worker {
                 (Scenario::RetellEvents, _) => {
                     format!("lg-{}-w{}-{}", self.run_id, self.id, n / 2)
                 }
-                (Scenario::Health, _) => String::new(),
+                (Scenario::Health | Scenario::ContextApi, _) => String::new(),
                 (Scenario::RetellInbound, _) if !self.call_ids => String::new(),
                 _ => format!("lg-{}-w{}-{n}", self.run_id, self.id),
             };

@@ -28,6 +28,9 @@ pub enum Scenario {
     ElevenlabsInbound,
     /// ElevenLabs `post_call_transcription` for new conversations, signed.
     ElevenlabsEvents,
+    /// The bots' API: `POST /api/v1/context` by WhatsApp instance, with the
+    /// tenant's API key.
+    ContextApi,
 }
 
 impl Scenario {
@@ -43,6 +46,7 @@ impl Scenario {
             Scenario::VapiEvents => "vapi-events",
             Scenario::ElevenlabsInbound => "elevenlabs-inbound",
             Scenario::ElevenlabsEvents => "elevenlabs-events",
+            Scenario::ContextApi => "context-api",
         }
     }
 
@@ -64,6 +68,7 @@ impl Scenario {
         match self {
             Scenario::VapiInbound | Scenario::VapiTool => Scenario::VapiInbound,
             Scenario::ElevenlabsInbound => Scenario::ElevenlabsInbound,
+            Scenario::ContextApi => Scenario::ContextApi,
             _ => Scenario::RetellInbound,
         }
     }
@@ -76,6 +81,10 @@ pub struct Secrets {
     pub retell: String,
     pub vapi: String,
     pub elevenlabs: String,
+    /// A tenant's key to the bots' API.
+    pub api_key: String,
+    /// The tenant's WhatsApp instance, for the bots' API.
+    pub instance: String,
 }
 
 /// Who calls whom, for one request.
@@ -198,6 +207,12 @@ pub fn build(scenario: Scenario, p: &Party<'_>, s: &Secrets) -> Built {
                     "agent_id": "agent_loadgen", "call_sid": p.call_id }),
             b"dynamic_variables",
         ),
+        Scenario::ContextApi => (
+            "POST",
+            "/api/v1/context",
+            json!({ "caller": p.caller, "instance": s.instance }),
+            b"\"is_returning_caller\"",
+        ),
         Scenario::ElevenlabsEvents => (
             "POST",
             "/elevenlabs/post-call",
@@ -246,6 +261,9 @@ fn sign(scenario: Scenario, body: &[u8], s: &Secrets) -> Vec<(&'static str, Stri
             if !s.elevenlabs.is_empty() {
                 headers.push(("x-warmline-secret", s.elevenlabs.clone()));
             }
+        }
+        Scenario::ContextApi => {
+            headers.push(("authorization", format!("Bearer {}", s.api_key)));
         }
         Scenario::ElevenlabsEvents => {
             if !s.elevenlabs.is_empty() {

@@ -27,6 +27,8 @@ fn options(target: &str, scenario: Scenario) -> Options {
         retell_key: RETELL_KEY.into(),
         vapi_secret: VAPI_SECRET.into(),
         elevenlabs_secret: ELEVEN_SECRET.into(),
+        api_key: String::new(),
+        instance: String::new(),
         threads: 1,
         timeout_ms: 30_000,
         csv: None,
