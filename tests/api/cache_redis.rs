@@ -128,7 +128,7 @@ async fn with_redis_killed_gets_still_succeed_and_l2_comes_back_when_redis_does(
         .get_or_load("after", counting(&calls, 0, Ok(Some("back".into()))))
         .await
         .unwrap();
-    let key = format!("{prefix}memory:after");
+    let key = format!("{prefix}memory:{{after}}");
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut stored: Option<String> = None;

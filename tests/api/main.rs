@@ -33,6 +33,7 @@ mod shutdown;
 mod spill_journal;
 mod store;
 mod telemetry;
+mod tls;
 mod tools;
 mod upstreams;
 mod vapi;
