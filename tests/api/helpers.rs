@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod cluster;
 pub mod tls;
 pub mod upstreams;
 pub mod voice;

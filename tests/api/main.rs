@@ -27,6 +27,7 @@ mod observability;
 mod platforms;
 mod process;
 mod properties;
+mod redis_cluster;
 mod resilience;
 mod retell;
 mod shutdown;
