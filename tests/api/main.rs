@@ -28,6 +28,7 @@ mod platforms;
 mod process;
 mod properties;
 mod redis_cluster;
+mod replicas;
 mod resilience;
 mod retell;
 mod shutdown;
