@@ -31,6 +31,7 @@ mod redis_cluster;
 mod replicas;
 mod resilience;
 mod retell;
+mod rolling_restart;
 mod shutdown;
 mod spill_journal;
 mod store;
