@@ -21,7 +21,7 @@ pub use env::{Env, SettingsError};
 pub use latency::{LatencyStats, RecentLatency};
 pub use redact::{constant_time_eq, redact_url};
 pub use supervise::supervise;
-pub use window::{Admission, RateLimit, RateLimiter, SharedWindow};
+pub use window::{Admission, QuotaStatus, RateLimit, RateLimiter, SharedWindow};
 
 /// An error and every cause under it, on one line: `a: b: c`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

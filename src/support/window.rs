@@ -8,6 +8,7 @@
 //! upstream's own 429s (respected by the HTTP client) are the backstop.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,19 @@ pub struct RateLimiter {
     shared: Option<Arc<dyn SharedWindow>>,
     /// Key → (window start, count), used while the shared counter fails.
     local: Mutex<HashMap<String, (Instant, u64)>>,
+    /// Requests refused since start, by the shared and the local counter.
+    throttled: [AtomicU64; 2],
+}
+
+/// A limiter's settings and what it refused, for the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaStatus {
+    pub limit: u32,
+    pub window_ms: u64,
+    /// Counted for every replica together (Redis), or by this one alone.
+    pub shared: bool,
+    pub throttled_shared: u64,
+    pub throttled_local: u64,
 }
 
 impl RateLimiter {
@@ -66,15 +80,34 @@ impl RateLimiter {
             limit,
             shared,
             local: Mutex::new(HashMap::new()),
+            throttled: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
-    pub fn limit(&self) -> RateLimit {
-        self.limit
+    pub fn status(&self) -> QuotaStatus {
+        QuotaStatus {
+            limit: self.limit.limit,
+            window_ms: u64::try_from(self.limit.window.as_millis()).unwrap_or(u64::MAX),
+            shared: self.shared.is_some(),
+            throttled_shared: self.throttled[0].load(Ordering::Relaxed),
+            throttled_local: self.throttled[1].load(Ordering::Relaxed),
+        }
     }
 
     /// Counts a request for `key` and says whether it may go out.
     pub async fn admit(&self, key: &str) -> Admission {
+        let admission = self.count(key).await;
+        if let Admission::Throttled { by, .. } = admission {
+            let slot = match by {
+                Counter::Shared => 0,
+                Counter::Local => 1,
+            };
+            self.throttled[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        admission
+    }
+
+    async fn count(&self, key: &str) -> Admission {
         if self.limit.limit == 0 {
             return Admission::Allowed(Counter::Local);
         }
@@ -161,5 +194,7 @@ mod tests {
             limiter.admit("loc-2").await,
             Admission::Allowed(Counter::Local)
         );
+        let status = limiter.status();
+        assert_eq!((status.throttled_local, status.throttled_shared), (1, 0));
     }
 }

@@ -15,7 +15,8 @@ use super::mem0::Mem0Memory;
 use super::zep::ZepMemory;
 use super::{Calendar, Crm, Memory, Service};
 use crate::support::{
-    BreakerState, Env, LatencyStats, RateLimit, RateLimiter, SettingsError, SharedWindow,
+    BreakerState, Env, LatencyStats, QuotaStatus, RateLimit, RateLimiter, SettingsError,
+    SharedWindow,
 };
 use crate::tenants::{CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig};
 
@@ -318,6 +319,11 @@ impl Upstreams {
                 })
                 .collect(),
         })
+    }
+
+    /// GoHighLevel's quota per location and what it kept back, for the admin.
+    pub fn gohighlevel_quota(&self) -> QuotaStatus {
+        self.ghl_limiter.status()
     }
 
     /// Every client in use, for the admin and `/metrics`.
