@@ -148,9 +148,11 @@ impl Backplane {
     }
 
     /// Sends ping `n` to this replica's own ping channel, in the background
-    /// (a paused server may hold the command).
+    /// (a paused server may hold the command). On the bulk connection: the
+    /// lookups' short response timeout must not lose a ping on a busy
+    /// machine, and the interval bounds it anyway.
     fn send_ping(&self, n: u64) {
-        let mut conn = self.link.connection();
+        let mut conn = self.link.bulk_connection();
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(&self.ping_channel).arg(n);
         let timeout = self.ping_every;

@@ -178,7 +178,10 @@ impl L2 {
             glob_escape(prefix)
         );
         let link = self.link.clone();
-        let scan = async move {
+        // Boxed: the cluster client's routed commands make a large future,
+        // and every caller of a flush (a booking, deep in a webhook) would
+        // carry it on its stack.
+        let scan = Box::pin(async move {
             let mut keys = Vec::new();
             for node in link.masters().await? {
                 let mut cursor: u64 = 0;
@@ -200,7 +203,7 @@ impl L2 {
             keys.sort();
             keys.dedup();
             Ok(keys)
-        };
+        });
         self.guarded("scan", SCAN_TIMEOUT, scan).await
     }
 
