@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use secrecy::SecretString;
 use warmline::cache::RedisSettings;
 use warmline::cache::{Cache, CacheConfig, LoadError, Namespace, Policies, RedisLink};
 
@@ -95,9 +94,9 @@ fn l2_hit(c: &mut Criterion) {
     let rt = runtime();
     let memory = rt.block_on(async {
         let link = RedisLink::new(&RedisSettings {
-            url: SecretString::from(url.clone()),
             prefix: String::new(),
             command_timeout: Duration::from_millis(200),
+            ..RedisSettings::new(url.clone())
         })
         .ok()?;
         if link.ping(Duration::from_secs(1)).await != warmline::cache::RedisHealth::Ok {

@@ -65,7 +65,7 @@ pub enum Command {
     },
     /// Drive a running warmline with signed platform requests and report
     /// throughput and an HDR latency histogram (see BENCHMARKS.md).
-    Loadgen(crate::loadgen::Options),
+    Loadgen(Box<crate::loadgen::Options>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,7 +101,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Command::Events { command } => events(settings, command).await,
         Command::HashPassword => hash_password(),
         Command::Loadgen(options) => {
-            tokio::task::spawn_blocking(move || crate::loadgen::run(options).map(drop)).await?
+            tokio::task::spawn_blocking(move || crate::loadgen::run(*options).map(drop)).await?
         }
     }
 }

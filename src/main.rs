@@ -8,7 +8,7 @@ fn main() {
     // The load generator is a client: it needs none of the server's
     // settings, and runs on the threads it is given, not a server runtime.
     if let Some(Command::Loadgen(options)) = cli.command {
-        if let Err(e) = warmline::loadgen::run(options) {
+        if let Err(e) = warmline::loadgen::run(*options) {
             eprintln!("warmline loadgen: {e:#}");
             std::process::exit(1);
         }

@@ -83,8 +83,22 @@ impl fmt::Display for Settings {
         match &self.cache.redis {
             Some(r) => writeln!(
                 f,
-                "  REDIS_URL              {} (command timeout {} ms)",
-                redact_url(r.url.expose_secret()),
+                "  REDIS_URL              {} ({}{}, command timeout {} ms)",
+                r.urls()
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                if r.cluster {
+                    "cluster"
+                } else {
+                    "single server"
+                },
+                match (r.tls(), r.ca_pem.is_some()) {
+                    (true, true) => ", TLS with WARMLINE_REDIS_CA_FILE",
+                    (true, false) => ", TLS",
+                    _ => "",
+                },
                 r.command_timeout.as_millis()
             )?,
             None => writeln!(f, "  REDIS_URL              (unset: in-process cache only)")?,

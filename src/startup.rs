@@ -102,7 +102,10 @@ impl Application {
             store: Some(store.clone()),
         });
         let tenants = TenantDirectory::new(&cache, store.clone());
-        let upstreams = Arc::new(Upstreams::new(settings.upstreams.clone()));
+        let upstreams = Arc::new(Upstreams::with_shared_limits(
+            settings.upstreams.clone(),
+            cache.shared_window(),
+        ));
         let writebehind =
             WriteBehind::start(store.clone(), &settings.writebehind).with_context(|| {
                 format!(

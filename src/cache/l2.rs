@@ -37,7 +37,7 @@ pub enum L2Error {
 
 impl L2 {
     pub fn new(link: RedisLink, prefix: String) -> Self {
-        for op in ["get", "set", "delete", "scan", "lease"] {
+        for op in ["get", "set", "delete", "scan", "lease", "ratelimit"] {
             metrics::counter!("warmline_cache_l2_errors_total", "operation" => op).increment(0);
         }
         metrics::gauge!("warmline_cache_l2_breaker_state").set(0.0);
@@ -49,8 +49,23 @@ impl L2 {
         }
     }
 
+    /// The Redis key of an entry: `{prefix}{namespace}:{{key}}`. The braces
+    /// are a cluster hash tag: an entry and its lease
+    /// ([`Self::lease_key`]) share a slot, so one script may touch both.
     pub fn key(&self, ns: Namespace, key: &str) -> String {
-        format!("{}{}:{}", self.prefix, ns.as_str(), key)
+        format!("{}{}:{{{}}}", self.prefix, ns.as_str(), key)
+    }
+
+    fn lease_key(&self, ns: Namespace, key: &str) -> String {
+        format!("{}lease:{}:{{{}}}", self.prefix, ns.as_str(), key)
+    }
+
+    /// The entry key back from a Redis key of `ns` ([`Self::key`]).
+    pub fn entry_key<'a>(&self, ns: Namespace, raw: &'a str) -> Option<&'a str> {
+        raw.strip_prefix(self.prefix.as_str())?
+            .strip_prefix(ns.as_str())?
+            .strip_prefix(":{")?
+            .strip_suffix('}')
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -154,41 +169,41 @@ impl L2 {
             .await
     }
 
-    /// Every Redis key (prefixed) of `ns` starting with `prefix`; `ns: None`
-    /// means every namespace.
-    pub async fn scan(&self, ns: Option<Namespace>, prefix: &str) -> Result<Vec<String>, L2Error> {
-        let pattern = match ns {
-            Some(ns) => format!("{}{}", glob_escape(&self.key(ns, "")), glob_escape(prefix)),
-            None => format!("{}*", glob_escape(&self.prefix)),
-        };
-        let pattern = if ns.is_some() {
-            format!("{pattern}*")
-        } else {
-            pattern
-        };
-        let mut conn = self.link.bulk_connection();
-        let scan = async move {
+    /// Every Redis key of `ns` whose entry key starts with `prefix`. In a
+    /// cluster every master is scanned: each holds only its own slots.
+    pub async fn scan(&self, ns: Namespace, prefix: &str) -> Result<Vec<String>, L2Error> {
+        let pattern = format!(
+            "{}{}*",
+            glob_escape(&format!("{}{}:{{", self.prefix, ns.as_str())),
+            glob_escape(prefix)
+        );
+        let link = self.link.clone();
+        // Boxed: the cluster client's routed commands make a large future,
+        // and every caller of a flush (a booking, deep in a webhook) would
+        // carry it on its stack.
+        let scan = Box::pin(async move {
             let mut keys = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await?;
-                keys.extend(batch);
-                if next == 0 {
-                    break;
+            for node in link.masters().await? {
+                let mut cursor: u64 = 0;
+                loop {
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000);
+                    let (next, batch): (u64, Vec<String>) = link.query_on(&node, cmd).await?;
+                    keys.extend(batch);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                cursor = next;
             }
             keys.sort();
             keys.dedup();
             Ok(keys)
-        };
+        });
         self.guarded("scan", SCAN_TIMEOUT, scan).await
     }
 
@@ -201,7 +216,7 @@ impl L2 {
         ttl_ms: u64,
     ) -> Result<bool, L2Error> {
         let mut conn = self.link.connection();
-        let lease = format!("{}lease:{}:{}", self.prefix, ns.as_str(), key);
+        let lease = self.lease_key(ns, key);
         let mut cmd = redis::cmd("SET");
         cmd.arg(&lease)
             .arg(owner)
@@ -223,7 +238,7 @@ impl L2 {
     /// by another replica is that replica's, and stays.
     pub async fn release_lease(&self, ns: Namespace, key: &str, owner: &str) {
         let mut conn = self.link.connection();
-        let lease = format!("{}lease:{}:{}", self.prefix, ns.as_str(), key);
+        let lease = self.lease_key(ns, key);
         let mut release = RELEASE_LEASE.prepare_invoke();
         release.key(lease).arg(owner);
         let _ = self
@@ -235,6 +250,37 @@ impl L2 {
             .await;
     }
 }
+
+impl L2 {
+    /// Counts one request in the fixed window of `key` (`INCR`, and
+    /// `PEXPIRE` on the first, in one script, so a window always ends);
+    /// returns the count and the milliseconds left in the window. The key is
+    /// hash-tagged like an entry's.
+    pub async fn window_increment(&self, key: &str, window_ms: u64) -> Result<(u64, u64), L2Error> {
+        let mut conn = self.link.connection();
+        let mut count = WINDOW_INCREMENT.prepare_invoke();
+        count
+            .key(format!("{}ratelimit:{{{key}}}", self.prefix))
+            .arg(window_ms.max(1));
+        let (n, left): (u64, i64) = self
+            .guarded(
+                "ratelimit",
+                self.link.command_timeout(),
+                count.invoke_async(&mut conn),
+            )
+            .await?;
+        Ok((n, u64::try_from(left).unwrap_or(0)))
+    }
+}
+
+static WINDOW_INCREMENT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local n = redis.call('INCR', KEYS[1]) \
+         local left = redis.call('PTTL', KEYS[1]) \
+         if left < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) left = tonumber(ARGV[1]) end \
+         return {n, left}",
+    )
+});
 
 /// Deletes the lease only while it holds the caller's token.
 static RELEASE_LEASE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
@@ -265,9 +311,9 @@ mod tests {
         let url = std::env::var("WARMLINE_TEST_REDIS_URL")
             .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let link = RedisLink::new(&crate::cache::RedisSettings {
-            url: url.clone().into(),
             prefix: String::new(),
             command_timeout: Duration::from_secs(2),
+            ..crate::cache::RedisSettings::new(url.clone())
         })
         .ok()?;
         if link.ping(Duration::from_secs(2)).await != crate::cache::RedisHealth::Ok {

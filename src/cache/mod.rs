@@ -27,7 +27,7 @@ mod settings;
 pub use backplane::Op as BackplaneOp;
 pub use inspect::{KeyView, Stamps};
 pub use policy::{Namespace, Policies, Policy};
-pub use redis_link::{RedisHealth, RedisLink};
+pub use redis_link::{RedisConn, RedisHealth, RedisLink, RedisShape};
 pub use settings::{CacheSettings, RedisSettings};
 pub use stats::{NamespaceSnapshot, Outcome, Tier};
 pub use tiered::{CacheError, LoadError, LoadResult, Lookup, Tiered};
@@ -252,11 +252,10 @@ impl Core {
                         Err(e) => Err(e),
                     }
                 } else {
-                    match l2.scan(Some(*ns), prefix).await {
+                    match l2.scan(*ns, prefix).await {
                         Ok(keys) => {
-                            let strip = l2.key(*ns, "");
                             for k in &keys {
-                                if let Some(key) = k.strip_prefix(&strip) {
+                                if let Some(key) = l2.entry_key(*ns, k) {
                                     removed.insert((*ns, key.to_owned()));
                                 }
                             }
@@ -318,9 +317,9 @@ impl Cache {
             Some(link) => {
                 let bp = Backplane::new(
                     link.clone(),
-                    link.client().clone(),
                     format!("{}backplane", config.redis_prefix),
                     instance_id.clone(),
+                    link.shape().backplane_ping(),
                 );
                 (
                     Some(Arc::new(L2::new(link, config.redis_prefix))),
@@ -473,6 +472,7 @@ impl Cache {
                 published,
                 received,
                 publish_errors,
+                silences: bp.silences(),
             }
         });
         CacheStats {
@@ -482,12 +482,40 @@ impl Cache {
         }
     }
 
+    /// The shared counter of rate limits (Redis), for limits every replica
+    /// must respect together; `None` without Redis.
+    pub fn shared_window(&self) -> Option<Arc<dyn crate::support::SharedWindow>> {
+        self.core
+            .l2
+            .clone()
+            .map(|l2| Arc::new(L2Window(l2)) as Arc<dyn crate::support::SharedWindow>)
+    }
+
     /// Whether the backplane subscription is up (false without Redis).
     pub fn backplane_connected(&self) -> bool {
         self.core
             .backplane
             .as_ref()
             .is_some_and(|bp| bp.is_connected())
+    }
+}
+
+/// Rate-limit windows in Redis: shared by every replica on it.
+struct L2Window(Arc<L2>);
+
+#[async_trait::async_trait]
+impl crate::support::SharedWindow for L2Window {
+    async fn increment(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), String> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.0
+            .window_increment(key, window_ms)
+            .await
+            .map(|(n, left)| (n, std::time::Duration::from_millis(left)))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -511,4 +539,7 @@ pub struct BackplaneStats {
     pub published: u64,
     pub received: u64,
     pub publish_errors: u64,
+    /// Times the subscription stayed open but its ping did not come back
+    /// (L1 flushed each time).
+    pub silences: u64,
 }

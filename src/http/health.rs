@@ -15,8 +15,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Serialize;
 
-use crate::cache::{RedisHealth, RedisLink};
-use crate::store::Store;
+use crate::cache::{RedisHealth, RedisLink, RedisShape};
+use crate::store::{PoolShape, Store};
 
 /// What health and readiness look at.
 #[derive(Clone)]
@@ -45,7 +45,15 @@ pub struct Readiness {
     pub degraded: bool,
     pub database: DatabaseHealth,
     pub database_backend: &'static str,
+    /// Why the database probe failed (e.g. a TLS certificate it rejected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_error: Option<String>,
+    /// The pool's settings and connections (never a URL or password).
+    pub database_pool: PoolShape,
     pub redis: RedisHealth,
+    /// How Redis is reached (single or cluster, TLS, timeouts); `null`
+    /// without Redis.
+    pub redis_connection: Option<RedisShape>,
     pub version: &'static str,
 }
 
@@ -68,12 +76,17 @@ async fn ready(probes: web::Data<Probes>) -> HttpResponse {
 /// Probes the database and Redis concurrently, each within its own timeout.
 pub async fn readiness(state: &Probes) -> Readiness {
     let db = async {
-        if !state.schema_ready.load(Ordering::Acquire) {
-            return DatabaseHealth::Error;
-        }
-        match state.store.ping(DATABASE_PROBE_TIMEOUT).await {
-            Ok(()) => DatabaseHealth::Ok,
-            Err(_) => DatabaseHealth::Error,
+        let probe = state.store.ping(DATABASE_PROBE_TIMEOUT).await;
+        match probe {
+            Err(e) => (
+                DatabaseHealth::Error,
+                Some(format!("{:#}", anyhow::Error::from(e))),
+            ),
+            Ok(()) if !state.schema_ready.load(Ordering::Acquire) => (
+                DatabaseHealth::Error,
+                Some("the schema is not migrated yet".to_owned()),
+            ),
+            Ok(()) => (DatabaseHealth::Ok, None),
         }
     };
     let redis = async {
@@ -82,7 +95,7 @@ pub async fn readiness(state: &Probes) -> Readiness {
             Some(link) => link.ping(REDIS_PROBE_TIMEOUT).await,
         }
     };
-    let (database, redis) = tokio::join!(db, redis);
+    let ((database, database_error), redis) = tokio::join!(db, redis);
     let degraded = database == DatabaseHealth::Error || redis == RedisHealth::Error;
     let status = if state.shutting_down.load(Ordering::Acquire) {
         "shutting_down"
@@ -96,7 +109,10 @@ pub async fn readiness(state: &Probes) -> Readiness {
         degraded,
         database,
         database_backend: state.store.backend().as_str(),
+        database_error,
+        database_pool: state.store.pool_shape(),
         redis,
+        redis_connection: state.redis.as_ref().map(|l| l.shape().clone()),
         version: env!("CARGO_PKG_VERSION"),
     }
 }

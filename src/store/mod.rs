@@ -204,6 +204,25 @@ pub struct Store {
     /// Queries made on behalf of a request (inside an attribution scope):
     /// what shows that a path answered from memory.
     request_queries: Arc<AtomicU64>,
+    shape: PoolShape,
+}
+
+/// How the pool is configured and how full it is, for `/ready`: never the
+/// URL, a host or a password.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolShape {
+    /// Postgres `sslmode` (`prefer` when unset); `none` for SQLite.
+    pub tls: String,
+    /// Whether `sslrootcert` names a CA of its own.
+    pub private_ca: bool,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub max_lifetime_ms: u64,
+    /// Connections open now, and of those idle.
+    pub open: u32,
+    pub idle: usize,
 }
 
 impl Store {
@@ -225,7 +244,10 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout);
+            .min_connections(settings.min_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(Some(settings.idle_timeout))
+            .max_lifetime(Some(settings.max_lifetime));
         if backend == Backend::Sqlite {
             if url.contains(":memory:") {
                 // Every connection to `:memory:` is its own empty database.
@@ -252,11 +274,32 @@ impl Store {
                 })
             });
         }
+        let shape = PoolShape {
+            tls: settings.tls_mode(),
+            private_ca: settings.private_ca(),
+            max_connections: settings.max_connections,
+            min_connections: settings.min_connections,
+            acquire_timeout_ms: settings.acquire_timeout.as_millis() as u64,
+            idle_timeout_ms: settings.idle_timeout.as_millis() as u64,
+            max_lifetime_ms: settings.max_lifetime.as_millis() as u64,
+            open: 0,
+            idle: 0,
+        };
         Ok(Store {
             pool: pool.connect_lazy_with(options),
             backend,
             request_queries: Arc::default(),
+            shape,
         })
+    }
+
+    /// The pool's configuration and its connections now.
+    pub fn pool_shape(&self) -> PoolShape {
+        PoolShape {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            ..self.shape.clone()
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -13,6 +13,7 @@ pub mod json;
 pub mod latency;
 pub mod redact;
 pub mod supervise;
+pub mod window;
 
 pub use breaker::{Breaker, BreakerState};
 pub use clock::now_ms;
@@ -20,6 +21,7 @@ pub use env::{Env, SettingsError};
 pub use latency::{LatencyStats, RecentLatency};
 pub use redact::{constant_time_eq, redact_url};
 pub use supervise::supervise;
+pub use window::{Admission, QuotaStatus, RateLimit, RateLimiter, SharedWindow};
 
 /// An error and every cause under it, on one line: `a: b: c`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -94,6 +94,16 @@ fn describe() {
         Unit::Count,
         "Backplane messages that could not be published."
     );
+    describe_counter!(
+        "warmline_cache_backplane_silences_total",
+        Unit::Count,
+        "Times the backplane subscription stayed open but its own ping did not come back; L1 was flushed each time."
+    );
+    describe_counter!(
+        "warmline_upstream_throttled_total",
+        Unit::Count,
+        "Upstream requests not sent because the tenant's quota (e.g. GoHighLevel per location) was used up, by counter: shared (Redis, all replicas) or local (this replica, while Redis is unavailable)."
+    );
     describe_gauge!(
         "warmline_cache_backplane_connected",
         "1 while the backplane subscription is up."

@@ -18,6 +18,7 @@ use super::{
     UpstreamResult,
 };
 use crate::domain::PhoneNumber;
+use crate::support::{Admission, RateLimiter};
 
 pub const CONTACTS_VERSION: &str = "2021-07-28";
 pub const CALENDARS_VERSION: &str = "2021-04-15";
@@ -31,6 +32,8 @@ pub struct Ghl {
     base: Url,
     token: SecretString,
     location_id: String,
+    /// GoHighLevel's quota per location, shared with the other replicas.
+    limiter: Arc<RateLimiter>,
 }
 
 impl Ghl {
@@ -39,13 +42,42 @@ impl Ghl {
         base: Url,
         token: SecretString,
         location_id: String,
+        limiter: Arc<RateLimiter>,
     ) -> Self {
         Ghl {
             client,
             base,
             token,
             location_id,
+            limiter,
         }
+    }
+
+    /// Sends `call` if the location's quota allows it: over the quota the
+    /// call is not sent, and the caller gets [`UpstreamError::RateLimited`]
+    /// (the cache then serves what it has) instead of GoHighLevel's 429.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        call: Call,
+    ) -> UpstreamResult<T> {
+        let key = format!("gohighlevel:{}", self.location_id);
+        if let Admission::Throttled { retry_after, by } = self.limiter.admit(&key).await {
+            metrics::counter!("warmline_upstream_throttled_total", "upstream" => "gohighlevel", "counter" => by.as_str())
+                .increment(1);
+            tracing::info!(
+                operation,
+                counter = by.as_str(),
+                retry_after_ms = retry_after.as_millis() as u64,
+                "gohighlevel quota of this location used up: not sent"
+            );
+            return Err(UpstreamError::RateLimited {
+                upstream: "gohighlevel",
+                operation,
+                retry_after,
+            });
+        }
+        self.client.json(operation, call).await
     }
 
     fn url(&self, path: &str) -> Url {
@@ -82,7 +114,7 @@ impl Ghl {
             Call::post(self.url("/contacts/upsert"), body),
             CONTACTS_VERSION,
         );
-        let resp: UpsertResponse = self.client.json("upsert_contact", call).await?;
+        let resp: UpsertResponse = self.json("upsert_contact", call).await?;
         Ok(resp.contact.into())
     }
 }
@@ -133,7 +165,6 @@ impl Crm for GhlCrm {
             .append_pair("locationId", &g.location_id)
             .append_pair("number", phone.as_str());
         let resp: DuplicateResponse = g
-            .client
             .json("find_contact", g.auth(Call::get(url), CONTACTS_VERSION))
             .await?;
         Ok(resp.contact.map(Contact::from))
@@ -189,7 +220,6 @@ impl Calendar for GhlCalendar {
                 .append_pair("endDate", &end.timestamp_millis().to_string())
                 .append_pair("timezone", time_zone.name());
             let body: serde_json::Value = g
-                .client
                 .json("free_slots", g.auth(Call::get(url), CALENDARS_VERSION))
                 .await?;
             all.extend(
@@ -239,11 +269,8 @@ impl Calendar for GhlCalendar {
             Call::post(g.url("/calendars/events/appointments"), body),
             CALENDARS_VERSION,
         );
-        let resp: AppointmentResponse = g
-            .client
-            .json("book", call)
-            .await
-            .map_err(super::booking_refused)?;
+        let resp: AppointmentResponse =
+            g.json("book", call).await.map_err(super::booking_refused)?;
         let parse = |s: &str| DateTime::<FixedOffset>::parse_from_rfc3339(s).ok();
         Ok(Booking {
             id: resp.id,

@@ -14,7 +14,10 @@ use super::http::{ClientSettings, LastFailure, UpstreamClient};
 use super::mem0::Mem0Memory;
 use super::zep::ZepMemory;
 use super::{Calendar, Crm, Memory, Service};
-use crate::support::{BreakerState, Env, LatencyStats, SettingsError};
+use crate::support::{
+    BreakerState, Env, LatencyStats, QuotaStatus, RateLimit, RateLimiter, SettingsError,
+    SharedWindow,
+};
 use crate::tenants::{CalendarConfig, CrmConfig, MemoryConfig, Tenant, TenantConfig};
 
 pub const GHL_BASE_URL: &str = "https://services.leadconnectorhq.com";
@@ -46,7 +49,16 @@ pub struct UpstreamSettings {
     pub zep: ClientSettings,
     pub mem0: ClientSettings,
     pub calcom: ClientSettings,
+    /// GoHighLevel's quota per location (100 requests per 10 s), counted
+    /// across replicas through Redis when there is one.
+    pub gohighlevel_rate: RateLimit,
 }
+
+/// GoHighLevel's published burst limit per location.
+pub const GHL_RATE_LIMIT: RateLimit = RateLimit {
+    limit: 100,
+    window: Duration::from_secs(10),
+};
 
 impl Default for UpstreamSettings {
     fn default() -> Self {
@@ -61,6 +73,7 @@ impl Default for UpstreamSettings {
             zep: memory.clone(),
             mem0: memory,
             calcom: ClientSettings::default(),
+            gohighlevel_rate: GHL_RATE_LIMIT,
         }
     }
 }
@@ -79,7 +92,9 @@ impl UpstreamSettings {
     }
 
     /// Defaults, then `WARMLINE_UPSTREAM_{KIND}_TIMEOUT_MS` per upstream and
-    /// `WARMLINE_UPSTREAM_BREAKER_FAILURES` / `_BREAKER_OPEN_MS` for all.
+    /// `WARMLINE_UPSTREAM_BREAKER_FAILURES` / `_BREAKER_OPEN_MS` for all, and
+    /// GoHighLevel's quota per location: `WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_LIMIT`
+    /// requests (0: none) per `WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_WINDOW_MS`.
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let mut out = UpstreamSettings::default();
         let failures = env.count_or("WARMLINE_UPSTREAM_BREAKER_FAILURES", 5, 1)?;
@@ -90,6 +105,23 @@ impl UpstreamSettings {
             slot.timeout = env.millis_or(&var, slot.timeout.as_millis() as u64)?;
             slot.breaker_failures = failures;
             slot.breaker_open_for = open_for;
+        }
+        out.gohighlevel_rate = RateLimit {
+            limit: env.count_or(
+                "WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_LIMIT",
+                GHL_RATE_LIMIT.limit,
+                0,
+            )?,
+            window: env.millis_or(
+                "WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_WINDOW_MS",
+                GHL_RATE_LIMIT.window.as_millis() as u64,
+            )?,
+        };
+        if out.gohighlevel_rate.window.is_zero() {
+            return Err(SettingsError::new(
+                "WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_WINDOW_MS",
+                "`0`: expected at least 1 ms",
+            ));
         }
         Ok(out)
     }
@@ -128,6 +160,8 @@ pub struct Upstreams {
     clients: Mutex<HashMap<(&'static str, String), Arc<UpstreamClient>>>,
     /// Built adapters by tenant id, with the tenant's `updated_at_ms`.
     built: Mutex<HashMap<String, (i64, Arc<TenantUpstreams>)>>,
+    /// GoHighLevel's quota, keyed by location.
+    ghl_limiter: Arc<RateLimiter>,
 }
 
 fn base_url(configured: &Option<String>, default: &str, what: &str) -> Result<Url, String> {
@@ -136,8 +170,23 @@ fn base_url(configured: &Option<String>, default: &str, what: &str) -> Result<Ur
 }
 
 impl Upstreams {
+    /// Rate limits counted by this process alone.
     pub fn new(settings: UpstreamSettings) -> Self {
+        Self::with_shared_limits(settings, None)
+    }
+
+    /// Rate limits counted in `shared` (Redis), so that replicas together
+    /// stay within a quota; each counts alone while `shared` fails.
+    pub fn with_shared_limits(
+        settings: UpstreamSettings,
+        shared: Option<Arc<dyn SharedWindow>>,
+    ) -> Self {
+        for counter in ["shared", "local"] {
+            metrics::counter!("warmline_upstream_throttled_total", "upstream" => "gohighlevel", "counter" => counter)
+                .increment(0);
+        }
         Upstreams {
+            ghl_limiter: Arc::new(RateLimiter::new(settings.gohighlevel_rate, shared)),
             settings,
             clients: Mutex::new(HashMap::new()),
             built: Mutex::new(HashMap::new()),
@@ -192,6 +241,7 @@ impl Upstreams {
                     base,
                     token,
                     location_id.clone(),
+                    self.ghl_limiter.clone(),
                 ))))
             }
         };
@@ -237,6 +287,7 @@ impl Upstreams {
                     base,
                     token,
                     location_id.clone(),
+                    self.ghl_limiter.clone(),
                 ))))
             }
             Some(CalendarConfig::Calcom {
@@ -268,6 +319,11 @@ impl Upstreams {
                 })
                 .collect(),
         })
+    }
+
+    /// GoHighLevel's quota per location and what it kept back, for the admin.
+    pub fn gohighlevel_quota(&self) -> QuotaStatus {
+        self.ghl_limiter.status()
     }
 
     /// Every client in use, for the admin and `/metrics`.

@@ -25,6 +25,10 @@ async fn an_inbound_call_shows_its_upstream_calls_and_the_webhooks_latency() {
         "{before}"
     );
     assert!(before.contains("<b>–</b> webhook p95"), "{before}");
+    assert!(
+        before.contains("GoHighLevel quota: 100 requests per 10 s per location, counted by this replica alone (no Redis)."),
+        "{before}"
+    );
 
     let inbound = json!({ "event": "call_inbound", "call_inbound": {
         "from_number": "+15550109999", "to_number": "+15550100000", "agent_id": "agent_1" } });

@@ -128,7 +128,7 @@ async fn with_redis_killed_gets_still_succeed_and_l2_comes_back_when_redis_does(
         .get_or_load("after", counting(&calls, 0, Ok(Some("back".into()))))
         .await
         .unwrap();
-    let key = format!("{prefix}memory:after");
+    let key = format!("{prefix}memory:{{after}}");
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut stored: Option<String> = None;
@@ -257,4 +257,54 @@ async fn flushes_remove_exactly_their_scope_across_l1_l2_and_the_database() {
         1
     );
     assert_eq!(c.flush(&FlushScope::All).await.flushed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backplane_subscription_gone_silent_is_found_by_its_ping_and_l1_is_flushed() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let link = warmline::cache::RedisLink::new(&warmline::cache::RedisSettings {
+        command_timeout: Duration::from_millis(100),
+        backplane_ping: Duration::from_millis(200),
+        ..warmline::cache::RedisSettings::new(redis.url())
+    })
+    .unwrap();
+    let cache = warmline::cache::Cache::new(warmline::cache::CacheConfig {
+        policies: Policies::default(),
+        redis: Some(link),
+        redis_prefix: unique_prefix(),
+        store: None,
+    });
+    let memory = cache.namespace::<String>(Namespace::Memory);
+    assert!(wait_until(Duration::from_secs(5), || cache.backplane_connected()).await);
+    memory.set("acme:+14155550123", "v1".into()).await;
+    assert!(memory.peek_l1("acme:+14155550123").is_some());
+    assert_eq!(cache.stats().backplane.unwrap().silences, 0);
+
+    // Every client of the server paused: the subscription stays open but
+    // nothing flows through it, as behind a dead NAT entry or a hung proxy.
+    // Invalidations may be going missing; the replica must notice.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4_000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || memory
+            .peek_l1("acme:+14155550123")
+            .is_none())
+        .await,
+        "L1 is flushed once the ping does not come back"
+    );
+    let stats = cache.stats().backplane.unwrap();
+    assert!(stats.silences >= 1, "{stats:?}");
+    assert!(!stats.connected, "{stats:?}");
+
+    // Once the server answers again, the backplane resubscribes.
+    assert!(wait_until(Duration::from_secs(15), || cache.backplane_connected()).await);
 }

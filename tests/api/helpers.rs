@@ -14,6 +14,8 @@
 
 pub mod admin;
 pub mod cache;
+pub mod cluster;
+pub mod tls;
 pub mod upstreams;
 pub mod voice;
 
@@ -437,6 +439,8 @@ pub struct PrivatePostgres {
     pub port: u16,
     dir: tempfile::TempDir,
     running: bool,
+    /// More `-c name=value` server options (e.g. TLS).
+    pub options: String,
 }
 
 fn as_postgres(cmd: &str) -> std::io::Result<std::process::Output> {
@@ -447,6 +451,13 @@ impl PrivatePostgres {
     /// Initialises and starts one, or `None` (after [`skip`]) when this
     /// machine cannot (no `initdb`, not root, no `postgres` user).
     pub async fn start() -> Option<PrivatePostgres> {
+        let mut pg = Self::init()?;
+        pg.start_server().await;
+        Some(pg)
+    }
+
+    /// Initialises one without starting it (see [`Self::start`]).
+    pub fn init() -> Option<PrivatePostgres> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().display().to_string();
         let setup = Command::new("chown")
@@ -474,13 +485,17 @@ impl PrivatePostgres {
                 return None;
             }
         }
-        let mut pg = PrivatePostgres {
+        Some(PrivatePostgres {
             port: free_port(),
             dir,
             running: false,
-        };
-        pg.start_server().await;
-        Some(pg)
+            options: String::new(),
+        })
+    }
+
+    /// Its directory (owned by the `postgres` user).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn url(&self) -> String {
@@ -490,8 +505,8 @@ impl PrivatePostgres {
     pub async fn start_server(&mut self) {
         let path = self.dir.path().display().to_string();
         let out = as_postgres(&format!(
-            "pg_ctl -D {path}/data -l {path}/log -w -t 30 -o '-h 127.0.0.1 -p {} -k {path} -c fsync=off' start >/dev/null",
-            self.port
+            "pg_ctl -D {path}/data -l {path}/log -w -t 30 -o '-h 127.0.0.1 -p {} -k {path} -c fsync=off {}' start >/dev/null",
+            self.port, self.options
         ))
         .expect("pg_ctl runs");
         assert!(

@@ -338,9 +338,55 @@ fn docker_compose_parses_and_references_files_that_exist() {
         "jaeger",
         "prometheus",
         "grafana",
+        "lb",
     ] {
         assert!(names.contains(s), "service {s} missing");
     }
+    // Replicas: `--scale warmline=N` needs no fixed host port on warmline
+    // (the load balancer has it), no container name, and a spill journal
+    // per replica (an anonymous volume, never a named one they would share).
+    let warmline = &compose["services"]["warmline"];
+    assert!(warmline["ports"].is_null(), "a host port blocks --scale");
+    assert!(
+        warmline["container_name"].is_null(),
+        "a name blocks --scale"
+    );
+    let spill = warmline["environment"]["WARMLINE_SPILL_DIR"]
+        .as_str()
+        .unwrap();
+    let volumes: Vec<&str> = warmline["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        volumes,
+        vec![spill],
+        "the journal on a volume of its own per replica"
+    );
+    // The load balancer: an official image, the only public port of the
+    // app, and a config that finds every replica by the service's name.
+    let lb = &compose["services"]["lb"];
+    let image = lb["image"].as_str().unwrap();
+    assert!(
+        image.starts_with("caddy:") || image.starts_with("nginx:"),
+        "{image}"
+    );
+    assert_eq!(
+        lb["ports"].as_sequence().unwrap()[0].as_str(),
+        Some("8080:8080")
+    );
+    let caddyfile = std::fs::read_to_string(repo("deploy/Caddyfile")).unwrap();
+    assert!(caddyfile.contains("dynamic a"), "every replica, from DNS");
+    assert!(caddyfile.contains("name warmline") && caddyfile.contains("port 8080"));
+    assert!(
+        caddyfile.contains("lb_retries"),
+        "retried on the next replica"
+    );
+    // Prometheus scrapes every replica, not one.
+    let prometheus = std::fs::read_to_string(repo("dashboards/prometheus/prometheus.yml")).unwrap();
+    assert!(prometheus.contains("dns_sd_configs"), "{prometheus}");
     assert_eq!(compose["services"]["warmline"]["build"].as_str(), Some("."));
     assert!(repo("Dockerfile").exists());
     let env = &compose["services"]["warmline"]["environment"];
@@ -377,8 +423,8 @@ fn docker_compose_parses_and_references_files_that_exist() {
         }
     }
     assert_eq!(
-        mounted, 4,
-        "prometheus config and rules, grafana provisioning and dashboards"
+        mounted, 5,
+        "prometheus config and rules, grafana provisioning and dashboards, the Caddyfile"
     );
     // The provisioning points Grafana at the mounted dashboards.
     let provider = std::fs::read_to_string(repo(

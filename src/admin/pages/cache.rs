@@ -76,7 +76,18 @@ async fn cache_page(
     let redis = match &stats.l2 {
         None => "not configured: L1 only".to_owned(),
         Some(l2) => format!("breaker {}, {} errors", l2.breaker.as_str(), l2.errors),
-    };
+    } + &stats.backplane.as_ref().map_or_else(String::new, |b| {
+        format!(
+            "; backplane {}, {} silent spell{} (L1 flushed each time)",
+            if b.connected {
+                "subscribed"
+            } else {
+                "not subscribed"
+            },
+            b.silences,
+            if b.silences == 1 { "" } else { "s" }
+        )
+    });
     let audit = audit::recent(&console.store, "cache.", 20).await?;
     Ok(CachePage {
         chrome: Chrome::new(&console, &op, "/admin/cache").await,

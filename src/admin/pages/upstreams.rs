@@ -51,6 +51,26 @@ struct UpstreamsPage {
     chrome: Chrome,
     upstreams: Vec<UpstreamRow>,
     webhooks: Vec<OpRow>,
+    /// GoHighLevel's quota per location, in a sentence.
+    quota: String,
+}
+
+fn quota_sentence(q: &crate::support::QuotaStatus) -> String {
+    if q.limit == 0 {
+        return "GoHighLevel: no request quota configured.".into();
+    }
+    format!(
+        "GoHighLevel quota: {} requests per {} s per location, counted {}. Kept back since start: {} (shared count), {} (this replica's own count, while Redis was unavailable).",
+        q.limit,
+        q.window_ms as f64 / 1000.0,
+        if q.shared {
+            "in Redis for every replica together"
+        } else {
+            "by this replica alone (no Redis)"
+        },
+        q.throttled_shared,
+        q.throttled_local
+    )
 }
 
 fn when(at_ms: i64) -> String {
@@ -88,6 +108,7 @@ async fn upstreams(console: web::Data<Console>, op: Operator) -> Result<Upstream
         chrome: Chrome::new(&console, &op, "/admin/upstreams").await,
         upstreams,
         webhooks,
+        quota: quota_sentence(&console.upstreams.gohighlevel_quota()),
     })
 }
 

@@ -5,16 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use warmline::cache::RedisSettings;
 use warmline::cache::{Cache, CacheConfig, LoadError, Policies, RedisLink};
 use warmline::store::Store;
 
 fn link(url: &str) -> RedisLink {
     RedisLink::new(&RedisSettings {
-        url: SecretString::from(url.to_owned()),
         prefix: String::new(),
         command_timeout: Duration::from_millis(100),
+        ..RedisSettings::new(url)
     })
     .expect("redis url")
 }

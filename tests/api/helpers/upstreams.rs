@@ -51,6 +51,7 @@ pub fn settings(timeout_ms: u64, breaker_failures: u32, open_ms: u64) -> Upstrea
         zep: s.clone(),
         mem0: s.clone(),
         calcom: s,
+        ..UpstreamSettings::default()
     }
 }
 
