@@ -38,7 +38,10 @@ trap cleanup EXIT
 
 wait_for() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
-"$bin" simulate --addr "127.0.0.1:$sim_port" --field-latencies --ghl-burst-limit 1000000000 >"$work/sim.log" 2>&1 &
+# BENCH_SIM_ARGS replaces the latencies, e.g. "--knob *=latency_ms:0" for none,
+# or fixed ones without jitter.
+# shellcheck disable=SC2086
+"$bin" simulate --addr "127.0.0.1:$sim_port" ${BENCH_SIM_ARGS:---field-latencies} --ghl-burst-limit 1000000000 >"$work/sim.log" 2>&1 &
 pids+=($!)
 wait_for "http://127.0.0.1:$sim_port/_sim/knobs"
 
@@ -50,6 +53,9 @@ if [ "$redis" != none ]; then export REDIS_URL="$redis" WARMLINE_REDIS_PREFIX="$
 export RETELL_API_KEY=key_bench_retell VAPI_SECRET=bench-vapi-secret ELEVENLABS_WEBHOOK_SECRET=wsec_bench
 export BENCH_API_KEY=wl_bench_api_key WARMLINE_LOADGEN_API_KEY=wl_bench_api_key
 export WARMLINE_ADDR="127.0.0.1:$port" WARMLINE_DEMO=off WARMLINE_SPILL_DIR="$work/spill"
+# The simulator has no burst limit here, and neither does warmline's own
+# GoHighLevel quota: the pool's first calls are not throttled.
+export WARMLINE_UPSTREAM_GOHIGHLEVEL_RATE_LIMIT=1000000000
 sim="http://127.0.0.1:$sim_port"
 cat >"$work/tenant.toml" <<TOML
 [[tenants]]
@@ -79,3 +85,4 @@ wait_for "http://127.0.0.1:$port/ready"
 
 "$bin" loadgen --target "http://127.0.0.1:$port" "$@"
 echo "(warmline log: $(wc -l <"$work/warmline.log") lines; server RSS $(ps -o rss= -p "${pids[1]}") KiB)" >&2
+echo "(upstream calls: $(curl -fsS "$sim/_sim/calls"))" >&2

@@ -104,16 +104,17 @@ fn breaker_dot(name: String, breaker: BreakerState) -> Dot {
 
 impl Console {
     pub async fn summary(&self) -> Summary {
-        let today = Utc::now().date_naive().to_string();
-        let day = tokio::time::timeout(
-            Duration::from_secs(1),
-            self.store.daily_metrics(None, &today, &today),
-        )
-        .await;
-        let (calls_today, fallbacks_today) = match &day {
-            Ok(Ok(days)) => days
-                .iter()
-                .fold((0, 0), |(c, f), d| (c + d.calls, f + d.fallbacks)),
+        // Each tenant's own today, as the write-behind counts its calls
+        // (a New York tenant's evening is already tomorrow in UTC).
+        let utc = Utc::now().date_naive();
+        let (from, to) = (
+            (utc - chrono::Days::new(1)).to_string(),
+            (utc + chrono::Days::new(1)).to_string(),
+        );
+        let days =
+            tokio::time::timeout(Duration::from_secs(1), self.store.tenant_days(&from, &to)).await;
+        let (calls_today, fallbacks_today) = match &days {
+            Ok(Ok(days)) => super::alerts::today(days, crate::support::now_ms()),
             _ => (0, 0),
         };
         let db_up = self.store.ping(Duration::from_millis(500)).await.is_ok();

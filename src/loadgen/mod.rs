@@ -44,6 +44,13 @@ pub struct Options {
     /// Callers in the pool, loaded once before the run.
     #[arg(long, default_value_t = 300)]
     pub callers: usize,
+    /// Load the pool's contexts before the run (off: the run's first
+    /// requests are first calls, e.g. to see them coalesce).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub prefill: bool,
+    /// Requests in flight while prefilling the pool.
+    #[arg(long, default_value_t = 8)]
+    pub prefill_concurrency: usize,
     /// The share of requests (0–1) from callers never seen before.
     #[arg(long, default_value_t = 0.0)]
     pub cold: f64,
@@ -135,6 +142,10 @@ impl Options {
         anyhow::ensure!(self.callers > 0, "--callers must be at least 1");
         anyhow::ensure!(self.threads > 0, "--threads must be at least 1");
         anyhow::ensure!(
+            self.prefill_concurrency > 0,
+            "--prefill-concurrency must be at least 1"
+        );
+        anyhow::ensure!(
             (0.0..=1.0).contains(&self.cold),
             "--cold is a share between 0 and 1"
         );
@@ -165,7 +176,7 @@ pub fn run(options: Options) -> anyhow::Result<Vec<Series>> {
     runtime.block_on(async move {
         let plan = run::Plan::new(&options, host.clone());
         eprintln!("{}", plan.describe(&options));
-        if options.scenario.reads_context() {
+        if options.prefill && options.scenario.reads_context() {
             plan.prefill(options.scenario).await?;
         }
         let mut series = vec![plan.drive(options.scenario).await];

@@ -25,6 +25,7 @@ pub struct Plan {
     secrets: Secrets,
     day: String,
     concurrency: usize,
+    prefill_concurrency: usize,
     rate: Option<u64>,
     warmup: Duration,
     duration: Duration,
@@ -66,6 +67,7 @@ impl Plan {
             secrets: o.secrets(),
             day: weekday_ahead(),
             concurrency: o.concurrency,
+            prefill_concurrency: o.prefill_concurrency,
             rate: o.rate,
             warmup: Duration::from_secs(o.warmup),
             duration: Duration::from_secs(o.duration),
@@ -105,7 +107,7 @@ impl Plan {
         let started = Instant::now();
         let next = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
-        for _ in 0..self.concurrency.min(8) {
+        for _ in 0..self.prefill_concurrency {
             let (next, callers) = (next.clone(), self.callers.clone());
             let (host, secrets, called, day) = (
                 self.host.clone(),

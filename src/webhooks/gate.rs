@@ -3,7 +3,7 @@
 //! from this machine).
 
 use actix_web::HttpRequest;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use super::WebhookSettings;
 use crate::calls::Calls;
@@ -138,35 +138,34 @@ impl Gate {
         check: impl Fn(&[u8]) -> Result<(), String>,
     ) -> Result<Verification, ApiError> {
         let (global, var) = self.settings.global(provider);
-        let mut secrets: Vec<(SecretString, Option<TenantId>)> =
-            global.into_iter().map(|g| (g.clone(), None)).collect();
+        let mut last = None;
+        // The global secret first (the common case: the operator's own
+        // platform account), checked in place; the tenant's own only when
+        // it did not verify.
+        if let Some(global) = global {
+            match check(global.expose_secret().as_bytes()) {
+                Ok(()) => return Ok(Verification::SignedGlobally),
+                Err(e) => last = Some(e),
+            }
+        }
         if let Some(called) = called
             && let Ok(Some(tenant)) = calls.tenant(called).await
             && let Some(credential) = tenant.webhook_secret(provider)
         {
             match credential.resolve("webhook secret") {
-                Ok(secret) => secrets.push((secret, Some(tenant.id.clone()))),
+                Ok(secret) => match check(secret.expose_secret().as_bytes()) {
+                    Ok(()) => return Ok(Verification::SignedFor(tenant.id.clone())),
+                    Err(e) => last = Some(e),
+                },
                 Err(e) => {
                     tracing::error!(tenant = %tenant.id, error = %e, "tenant webhook secret unusable")
                 }
             }
         }
-        if secrets.is_empty() {
-            return self.unsigned(req, provider, var, called);
+        match last {
+            None => self.unsigned(req, provider, var, called),
+            Some(why) => Err(refused(provider, called, &why)),
         }
-        let mut last = String::from("no secret");
-        for (secret, tenant) in secrets {
-            match check(secret.expose_secret().as_bytes()) {
-                Ok(()) => {
-                    return Ok(match tenant {
-                        Some(t) => Verification::SignedFor(t),
-                        None => Verification::SignedGlobally,
-                    });
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(refused(provider, called, &last))
     }
 
     /// Verifies the request for the envelope it parsed into, then hands the

@@ -3,7 +3,7 @@
 //! values. One list, rendered two ways.
 
 use actix_web::HttpResponse;
-use actix_web::http::header::ContentType;
+use actix_web::http::header;
 use serde_json::{Map, Value, json};
 
 use crate::calls::{CallerContext, Rendering};
@@ -22,7 +22,10 @@ pub fn to_bytes(value: &Value) -> bytes::Bytes {
 /// A 200 with JSON rendered earlier.
 pub fn json_answer(body: bytes::Bytes) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type(ContentType::json())
+        .insert_header((
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        ))
         .body(body)
 }
 

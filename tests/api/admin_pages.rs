@@ -441,3 +441,49 @@ async fn daily_metrics_show_the_days_calls_as_a_chart_a_table_and_csv() {
         .unwrap();
     assert!(bad.contains("expected 7, 30 or 90"), "{bad}");
 }
+
+#[tokio::test]
+async fn calls_today_counts_each_tenants_own_day_whatever_the_utc_hour() {
+    use chrono::TimeZone;
+    use warmline::domain::{PhoneNumber, TenantId};
+    use warmline::store::{DailyDelta, NewTenant};
+    let app = admin_app(&[]).await;
+    // UTC+14 and UTC−12: at any hour of the UTC day at least one of them
+    // is on another date than UTC, so a UTC-day count misses its call.
+    for (id, number, zone) in [
+        ("kiritimati", "+15550142001", "Pacific/Kiritimati"),
+        ("baker", "+15550142002", "Etc/GMT+12"),
+    ] {
+        app.store
+            .upsert_tenant(&NewTenant {
+                id: TenantId::parse(id).unwrap(),
+                phone_number: PhoneNumber::parse(number).unwrap(),
+                name: id.into(),
+                time_zone: zone.into(),
+                config: "{}".into(),
+                is_demo: false,
+            })
+            .await
+            .unwrap();
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let today = tz
+            .from_utc_datetime(&chrono::Utc::now().naive_utc())
+            .date_naive()
+            .to_string();
+        let one_call = DailyDelta {
+            calls: 1,
+            ..DailyDelta::default()
+        };
+        app.store
+            .add_daily(&TenantId::parse(id).unwrap(), &today, one_call)
+            .await
+            .unwrap();
+    }
+    let cookie = session(&app, PASSWORD).await;
+    let html = get(&app, "/admin/summary", Some(&cookie))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<b>2</b> calls today"), "{html}");
+}

@@ -21,6 +21,8 @@ fn options(target: &str, scenario: Scenario) -> Options {
         duration: 1,
         warmup: 0,
         callers: 5,
+        prefill: true,
+        prefill_concurrency: 4,
         cold: 0.0,
         called: "+15550100000".into(),
         call_ids: true,

@@ -92,7 +92,7 @@ fn slope(points: &VecDeque<(i64, f64)>) -> Option<f64> {
 
 /// Calls and fallbacks of every tenant's today, in its own time zone (the
 /// day the write-behind counts them on).
-fn today(days: &[TenantDay], now_ms: i64) -> (i64, i64) {
+pub(crate) fn today(days: &[TenantDay], now_ms: i64) -> (i64, i64) {
     let mut zones: HashMap<&str, String> = HashMap::new();
     days.iter()
         .filter(|d| {

@@ -23,6 +23,7 @@ mod machine;
 mod rules;
 mod settings;
 
+pub(crate) use gather::today;
 pub use rules::{AlertInputs, Breach, Rule, check, minutes};
 pub use settings::AlertSettings;
 
