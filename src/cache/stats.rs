@@ -6,6 +6,7 @@
 //! a `warmline_cache_*` metric for Prometheus.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -89,18 +90,34 @@ pub struct NamespaceStats {
     load_errors: AtomicU64,
     evictions: AtomicU64,
     refreshes: AtomicU64,
+    requests: RequestCounters,
+}
+
+/// `warmline_cache_requests_total`'s series of one namespace, registered
+/// with the recorder on first use and kept: a lookup, which every webhook
+/// makes, costs no label lookup in the registry.
+#[derive(Default)]
+struct RequestCounters([[OnceLock<metrics::Counter>; OUTCOMES]; TIERS]);
+
+impl std::fmt::Debug for RequestCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestCounters")
+    }
 }
 
 impl NamespaceStats {
     pub fn lookup(&self, ns: Namespace, tier: Tier, outcome: Outcome) {
         self.lookups[tier as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(
-            "warmline_cache_requests_total",
-            "namespace" => ns.as_str(),
-            "tier" => tier.as_str(),
-            "outcome" => outcome.as_str()
-        )
-        .increment(1);
+        self.requests.0[tier as usize][outcome as usize]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "warmline_cache_requests_total",
+                    "namespace" => ns.as_str(),
+                    "tier" => tier.as_str(),
+                    "outcome" => outcome.as_str()
+                )
+            })
+            .increment(1);
     }
 
     pub fn load_error(&self, ns: Namespace) {

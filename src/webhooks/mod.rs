@@ -191,15 +191,41 @@ async fn ack_event(calls: &Calls, mut event: CallEvent) -> Result<HttpResponse, 
 
 /// Counts and times one webhook.
 fn record(provider: &'static str, event: &str, outcome: &'static str, started: Instant) {
-    let event = labels::event_label(provider, event);
-    metrics::counter!(
-        "warmline_webhook_requests_total",
-        "provider" => provider, "event" => event, "outcome" => outcome
-    )
-    .increment(1);
-    metrics::histogram!(
-        "warmline_webhook_duration_seconds",
-        "provider" => provider, "event" => event
-    )
-    .record(started.elapsed().as_secs_f64());
+    let (count, time) = series(provider, labels::event_label(provider, event), outcome);
+    count.increment(1);
+    time.record(started.elapsed().as_secs_f64());
+}
+
+/// A webhook's counter and histogram for one label set, registered with
+/// the recorder the first time and kept: the labels come from fixed lists,
+/// and every webhook records them.
+fn series(
+    provider: &'static str,
+    event: &'static str,
+    outcome: &'static str,
+) -> (metrics::Counter, metrics::Histogram) {
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    type Series =
+        HashMap<(&'static str, &'static str, &'static str), (metrics::Counter, metrics::Histogram)>;
+    static SERIES: OnceLock<RwLock<Series>> = OnceLock::new();
+    let all = SERIES.get_or_init(Default::default);
+    let key = (provider, event, outcome);
+    if let Some(s) = all.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return s.clone();
+    }
+    let s = (
+        metrics::counter!(
+            "warmline_webhook_requests_total",
+            "provider" => provider, "event" => event, "outcome" => outcome
+        ),
+        metrics::histogram!(
+            "warmline_webhook_duration_seconds",
+            "provider" => provider, "event" => event
+        ),
+    );
+    all.write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, s.clone());
+    s
 }
