@@ -79,6 +79,9 @@ pub struct Calls {
     writebehind: WriteBehind,
     store: Store,
     cache: Cache,
+    /// Call steps waiting for the write-behind: bounded, so a database
+    /// slower than the calls cannot pile up steps in memory.
+    step_backlog: Arc<tokio::sync::Semaphore>,
 }
 
 impl Calls {
@@ -133,6 +136,7 @@ impl Calls {
             writebehind,
             store,
             cache: cache.clone(),
+            step_backlog: Arc::new(tokio::sync::Semaphore::new(steps::MAX_WAITING)),
         }
     }
 

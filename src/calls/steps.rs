@@ -19,7 +19,11 @@ use crate::writebehind::Job;
 
 const STEPS_TOTAL: &str = "warmline_call_steps_total";
 const KINDS: [&str; 2] = ["context", "tool"];
-const OUTCOMES: [&str; 4] = ["recorded", "spilled", "parked", "lost"];
+const OUTCOMES: [&str; 5] = ["recorded", "spilled", "parked", "lost", "shed"];
+/// Steps that may wait for the write-behind at once. A step is the admin's
+/// record of a call, not an acknowledged event: past this many, new steps
+/// are shed (and counted) rather than kept in memory without bound.
+pub(super) const MAX_WAITING: usize = 10_000;
 
 /// Makes the step counter's label values exist at 0.
 pub(super) fn register_metrics() {
@@ -144,9 +148,13 @@ impl Calls {
     /// tenant the request was signed for, when its call is still to be
     /// checked against it.
     fn record(&self, mut step: CallStep, scope: Option<TenantId>) {
+        let kind = step.what.kind();
+        let Ok(permit) = self.step_backlog.clone().try_acquire_owned() else {
+            metrics::counter!(STEPS_TOTAL, "kind" => kind, "outcome" => "shed").increment(1);
+            return;
+        };
         step.bound();
         let calls = self.clone();
-        let kind = step.what.kind();
         let span = tracing::info_span!("calls.record_step", kind);
         tokio::spawn(
             async move {
@@ -171,6 +179,7 @@ impl Calls {
                     }
                 };
                 metrics::counter!(STEPS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
+                drop(permit);
             }
             .instrument(span),
         );

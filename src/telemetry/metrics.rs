@@ -282,7 +282,7 @@ fn describe() {
     describe_counter!(
         "warmline_call_steps_total",
         Unit::Count,
-        "Call steps (context answered, tool calls) handed to the write-behind for the admin's call detail, by kind and outcome: recorded (in the database), spilled (in the journal, replayed later), parked (refused by the database), lost (not written)."
+        "Call steps (context answered, tool calls) handed to the write-behind for the admin's call detail, by kind and outcome: recorded (in the database), spilled (in the journal, replayed later), parked (refused by the database), lost (not written), shed (not taken: too many steps already waiting for the write-behind)."
     );
     describe_counter!(
         "warmline_admin_tenant_changes_total",
