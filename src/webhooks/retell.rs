@@ -426,16 +426,7 @@ fn call_event(event: &str, phase: CallPhase, call: Value) -> Result<CallEvent, A
     d.transcript = c.transcript;
     d.disconnection_reason = c.disconnection_reason;
     if let Some(a) = c.call_analysis {
-        d.summary = a
-            .get("call_summary")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        d.successful = a.get("call_successful").and_then(Value::as_bool);
-        d.sentiment = a
-            .get("user_sentiment")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        d.analysis = Some(a);
+        analysis(d, a, "call_summary", "call_successful");
     }
     e.messages = c
         .transcript_object
@@ -482,4 +473,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(retell_function_named)
         .service(retell_function)
         .service(retell_events);
+}
+
+/// Retell's analysis of a call or a chat on its log entry: the summary and
+/// success under the names that kind uses, the sentiment, and the whole.
+pub(super) fn analysis(
+    d: &mut crate::domain::CallDetails,
+    a: Value,
+    summary: &str,
+    successful: &str,
+) {
+    d.summary = a.get(summary).and_then(Value::as_str).map(str::to_owned);
+    d.successful = a.get(successful).and_then(Value::as_bool);
+    d.sentiment = a
+        .get("user_sentiment")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    d.analysis = Some(a);
 }

@@ -419,18 +419,24 @@ pub async fn spawn_with_simulator(
         .expect("simulator starts");
     let app = spawn_app_with(db, vars).await;
     app.store
-        .upsert_tenant(&warmline::store::NewTenant {
-            id: warmline::domain::TenantId::parse("demo-dental").unwrap(),
-            phone_number: warmline::domain::PhoneNumber::parse("+15550100000").unwrap(),
-            name: "Demo Dental".into(),
-            time_zone: "America/New_York".into(),
-            config: warmline::simulator::demo_tenant_config(&sim.url).to_string(),
-            is_demo: false,
-        })
+        .upsert_tenant(&demo_tenant(&sim.url))
         .await
         .unwrap();
     app.cache.warm_up().await;
     (app, sim)
+}
+
+/// The demo business as a real tenant ("demo-dental" on +15550100000)
+/// wired to the simulator at `sim_url`.
+pub fn demo_tenant(sim_url: &str) -> warmline::store::NewTenant {
+    warmline::store::NewTenant {
+        id: warmline::domain::TenantId::parse("demo-dental").unwrap(),
+        phone_number: warmline::domain::PhoneNumber::parse("+15550100000").unwrap(),
+        name: "Demo Dental".into(),
+        time_zone: "America/New_York".into(),
+        config: warmline::simulator::demo_tenant_config(sim_url).to_string(),
+        is_demo: false,
+    }
 }
 
 /// A PostgreSQL server of the test's own (initdb + pg_ctl as user postgres),

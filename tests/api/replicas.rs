@@ -24,14 +24,7 @@ async fn three_replicas(
     let sim = Simulator::start(SimConfig::default()).expect("simulator starts");
     let store = db.store().await;
     store
-        .upsert_tenant(&warmline::store::NewTenant {
-            id: warmline::domain::TenantId::parse("demo-dental").unwrap(),
-            phone_number: warmline::domain::PhoneNumber::parse("+15550100000").unwrap(),
-            name: "Demo Dental".into(),
-            time_zone: "America/New_York".into(),
-            config: warmline::simulator::demo_tenant_config(&sim.url).to_string(),
-            is_demo: false,
-        })
+        .upsert_tenant(&crate::helpers::demo_tenant(&sim.url))
         .await
         .unwrap();
     let url = redis.url();

@@ -195,16 +195,7 @@ pub(in crate::webhooks) fn chat_event(event: &str, chat: Value) -> Result<CallEv
     }
     d.transcript = c.transcript;
     if let Some(a) = c.chat_analysis {
-        d.summary = a
-            .get("chat_summary")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        d.successful = a.get("chat_successful").and_then(Value::as_bool);
-        d.sentiment = a
-            .get("user_sentiment")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        d.analysis = Some(a);
+        super::analysis(d, a, "chat_summary", "chat_successful");
     }
     e.messages = c
         .message_with_tool_calls
