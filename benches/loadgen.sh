@@ -16,7 +16,8 @@
 # Environment: BENCH_DATABASE_URL (default: a SQLite file in a temp dir),
 # BENCH_REDIS_URL (default redis://127.0.0.1:6379; "none" for L1 only),
 # BENCH_SERVER_ENV (extra VAR=value pairs for warmline, space-separated),
-# WARMLINE_BIN (default target/release/warmline, built if missing).
+# WARMLINE_BIN (default target/release/warmline, built if missing),
+# BENCH_KEEP_LOG (a path: the server's log is copied there at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -86,3 +87,4 @@ wait_for "http://127.0.0.1:$port/ready"
 "$bin" loadgen --target "http://127.0.0.1:$port" "$@"
 echo "(warmline log: $(wc -l <"$work/warmline.log") lines; server RSS $(ps -o rss= -p "${pids[1]}") KiB)" >&2
 echo "(upstream calls: $(curl -fsS "$sim/_sim/calls"))" >&2
+if [ -n "${BENCH_KEEP_LOG:-}" ]; then cp "$work/warmline.log" "$BENCH_KEEP_LOG"; fi

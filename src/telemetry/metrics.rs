@@ -131,7 +131,7 @@ fn describe() {
     describe_counter!(
         "warmline_upstream_requests_total",
         Unit::Count,
-        "Calls to upstream SaaS APIs by upstream, operation and outcome (ok or the error kind)."
+        "Calls to upstream SaaS APIs by upstream, operation and outcome (ok, absent: the upstream has none, e.g. no memory thread yet; or the error kind)."
     );
     describe_histogram!(
         "warmline_upstream_request_duration_seconds",

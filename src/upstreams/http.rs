@@ -90,6 +90,10 @@ pub struct Call {
     pub body: Option<serde_json::Value>,
     /// Safe to send twice (reads, and searches sent as POST).
     pub idempotent: bool,
+    /// A status that answers "there is none" (Zep's 404 for a caller with
+    /// no thread yet): still an error to the adapter, which maps it, but
+    /// counted and logged as the outcome `absent`, not as a failure.
+    pub absent_status: Option<u16>,
 }
 
 impl Call {
@@ -100,6 +104,7 @@ impl Call {
             headers: Vec::new(),
             body: None,
             idempotent: true,
+            absent_status: None,
         }
     }
 
@@ -110,6 +115,7 @@ impl Call {
             headers: Vec::new(),
             body: Some(body),
             idempotent: false,
+            absent_status: None,
         }
     }
 
@@ -121,6 +127,13 @@ impl Call {
     /// Marks a POST that only reads (a search) as safe to retry.
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
+        self
+    }
+
+    /// Marks `status` as the upstream's "there is none" (see
+    /// [`Call::absent_status`]).
+    pub fn absent_on(mut self, status: u16) -> Self {
+        self.absent_status = Some(status);
         self
     }
 }
@@ -234,12 +247,18 @@ impl UpstreamClient {
         let result = self.attempt_with_retry(operation, &call).await;
         let elapsed = started.elapsed();
         let span = tracing::Span::current();
+        let absent = matches!(
+            (&result, call.absent_status),
+            (Err(UpstreamError::Status { status, .. }), Some(a)) if *status == a
+        );
         let outcome = match &result {
             Ok(_) => "ok",
+            Err(_) if absent => "absent",
             Err(e) => e.kind(),
         };
         span.record("outcome", outcome);
-        self.latency.record(operation, elapsed, result.is_ok());
+        self.latency
+            .record(operation, elapsed, result.is_ok() || absent);
         metrics::counter!(
             "warmline_upstream_requests_total",
             "upstream" => self.name, "operation" => operation, "outcome" => outcome
@@ -252,7 +271,7 @@ impl UpstreamClient {
         .record(elapsed.as_secs_f64());
         metrics::gauge!("warmline_upstream_breaker_state", "upstream" => self.name)
             .set(self.breaker.state().gauge_value());
-        if let Err(e) = &result {
+        if let (Err(e), false) = (&result, absent) {
             metrics::counter!(
                 "warmline_upstream_errors_total",
                 "upstream" => self.name, "operation" => operation, "kind" => e.kind()

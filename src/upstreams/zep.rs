@@ -110,7 +110,7 @@ impl Memory for ZepMemory {
         let url = self.url(&format!("/threads/{}/context", thread_id(subject)));
         match self
             .client
-            .json::<ContextResponse>("get_context", self.auth(Call::get(url)))
+            .json::<ContextResponse>("get_context", self.auth(Call::get(url).absent_on(404)))
             .await
         {
             Ok(r) => Ok(r

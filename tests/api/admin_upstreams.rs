@@ -58,6 +58,20 @@ async fn an_inbound_call_shows_its_upstream_calls_and_the_webhooks_latency() {
         html.contains("<th scope=\"row\">find_contact</th><td>1</td>"),
         "one CRM lookup: {html}"
     );
+    // A first-time caller has no Zep thread: its 404 means "no memory yet",
+    // not a failure of the memory service.
+    let zep = &html[html.find(r#"id="upstream-zep""#).expect("zep section")..];
+    let zep = &zep[..zep.find("</section>").unwrap_or(zep.len())];
+    assert!(zep.contains("No failure since start."), "{zep}");
+    let row = &zep[zep
+        .find("<th scope=\"row\">get_context</th>")
+        .expect("get_context row")..];
+    assert!(
+        row.starts_with("<th scope=\"row\">get_context</th><td>1</td>"),
+        "{row}"
+    );
+    let errors = row.split("<td>").nth(4).and_then(|c| c.split('<').next());
+    assert_eq!(errors, Some("0.0 %"), "{row}");
     let webhooks = &html[html.find(r#"id="webhook-latency""#).expect("webhook table")..];
     let retell_row = &webhooks[webhooks
         .find("<th scope=\"row\">retell</th>")
