@@ -195,6 +195,29 @@ impl Core {
         }
     }
 
+    /// Drops `key` in each of `namespaces` from L1 here, from L2 (one
+    /// command) and from every other replica's L1. The last-known-good
+    /// copies stay: the value changed, it did not go bad.
+    async fn drop_changed(&self, namespaces: &[Namespace], key: &str) {
+        let ops: Vec<Op> = namespaces
+            .iter()
+            .map(|ns| Op::Remove {
+                ns: *ns,
+                key: key.to_owned(),
+            })
+            .collect();
+        for op in &ops {
+            self.apply_local(op);
+        }
+        if let Some(l2) = &self.l2 {
+            let raw: Vec<String> = namespaces.iter().map(|ns| l2.key(*ns, key)).collect();
+            if let Err(e) = l2.delete_raw(&raw).await {
+                tracing::warn!(error = %e, "could not drop changed values from L2");
+            }
+        }
+        futures_util::future::join_all(ops.into_iter().map(|op| self.publish(op))).await;
+    }
+
     /// Removes `scope` from L1 here, from L2, from the last-known-good table
     /// and from every other replica's L1.
     pub(crate) async fn flush(&self, scope: &FlushScope) -> FlushReport {
@@ -414,6 +437,19 @@ impl Cache {
             })
             .await;
         }
+    }
+
+    /// A call of the caller's ended: their call counts (in the contact) and
+    /// the context built on them changed, on every replica. Their memory
+    /// did not (the write-back drops it once the transcript reaches the
+    /// memory service, with [`Cache::invalidate_caller`]), and the
+    /// last-known-good copies stay: counts a call behind are still what to
+    /// serve while the CRM is down.
+    pub async fn caller_called(&self, tenant: &TenantId, caller: &PhoneNumber) {
+        let key = keys::caller(tenant, caller);
+        self.core
+            .drop_changed(&[Namespace::Contact, Namespace::Context], &key)
+            .await;
     }
 
     /// Registers a warm-up step for `ns`; it returns how many entries it

@@ -302,8 +302,8 @@ impl Calls {
             && result.1 == Outcome::CallEnded
             && let (Some(t), Some(c)) = (&tenant, &caller)
         {
-            // The caller's statistics changed: drop them everywhere.
-            self.cache.invalidate_caller(&t.id, c).await;
+            // The caller's call counts changed: drop them everywhere.
+            self.cache.caller_called(&t.id, c).await;
         }
         Ok(result)
     }

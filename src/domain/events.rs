@@ -20,7 +20,9 @@ pub struct InboundCall {
 /// (`inbound`) or the business reaching its customer (`outbound`: a
 /// reminder, a follow-up). Either way the tenant is the business and the
 /// context the customer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     #[default]

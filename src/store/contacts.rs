@@ -82,11 +82,48 @@ pub async fn record_contact_call_in(
     at_ms: i64,
     direction: Direction,
 ) -> Result<()> {
+    let calls = ContactCalls::one(at_ms, direction);
+    record_contact_calls_in(conn, tenant, phone, &calls).await
+}
+
+/// Calls a caller made (or was placed) in one batch, counted together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactCalls {
+    pub calls: i64,
+    pub outbound: i64,
+    pub first_at_ms: i64,
+    pub last_at_ms: i64,
+}
+
+impl ContactCalls {
+    pub fn one(at_ms: i64, direction: Direction) -> Self {
+        ContactCalls {
+            calls: 1,
+            outbound: i64::from(direction == Direction::Outbound),
+            first_at_ms: at_ms,
+            last_at_ms: at_ms,
+        }
+    }
+
+    pub fn add(&mut self, other: &ContactCalls) {
+        self.calls += other.calls;
+        self.outbound += other.outbound;
+        self.first_at_ms = self.first_at_ms.min(other.first_at_ms);
+        self.last_at_ms = self.last_at_ms.max(other.last_at_ms);
+    }
+}
+
+pub async fn record_contact_calls_in(
+    conn: &mut Conn,
+    tenant: &TenantId,
+    phone: &PhoneNumber,
+    c: &ContactCalls,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO contacts (tenant_id, phone_number, total_calls, outbound_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
-         VALUES ($1, $2, 1, $5, $3, $3, $4)
+         VALUES ($1, $2, $6, $5, $3, $7, $4)
          ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
-            total_calls = contacts.total_calls + 1,
+            total_calls = contacts.total_calls + excluded.total_calls,
             outbound_calls = contacts.outbound_calls + excluded.outbound_calls,
             last_call_at_ms = CASE
                 WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
@@ -95,9 +132,11 @@ pub async fn record_contact_call_in(
     )
     .bind(tenant.as_str())
     .bind(phone.as_str())
-    .bind(at_ms)
+    .bind(c.first_at_ms)
     .bind(now_ms())
-    .bind(i64::from(direction == Direction::Outbound))
+    .bind(c.outbound)
+    .bind(c.calls)
+    .bind(c.last_at_ms)
     .execute(conn)
     .await?;
     Ok(())

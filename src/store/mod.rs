@@ -36,7 +36,7 @@ pub use call_steps::{CallStep, ContextAnswered, MAX_STEP_TEXT, StepKind};
 pub use calls::{
     CallFallback, CallFilter, CallOutcome, CallRecord, CallStatus, CallUpdate, CallUpsert,
 };
-pub use contacts::{ContactRecord, ContactUpdate};
+pub use contacts::{ContactCalls, ContactRecord, ContactUpdate};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;
 pub use messages::{MessageRecord, NewMessage};
@@ -52,7 +52,7 @@ pub mod tx {
     pub use super::call_parties::{call_direction_in, call_parties_in};
     pub use super::call_steps::insert_call_step_in;
     pub use super::calls::{add_call_fallback_in, upsert_call_in};
-    pub use super::contacts::{record_contact_call_in, upsert_contact_in};
+    pub use super::contacts::{record_contact_calls_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
     pub use super::ledger::record_applied_in;
     pub use super::messages::insert_message_in;

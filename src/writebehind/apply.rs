@@ -1,19 +1,23 @@
 //! What each job does to the database, inside the batch's transaction.
 
+use std::collections::BTreeMap;
+
 use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    CallEvent, CallId, CallPhase, Channel, Direction, Provider, TenantId, TranscriptLine, WriteBack,
+    CallEvent, CallId, CallPhase, Channel, Direction, PhoneNumber, Provider, TenantId,
+    TranscriptLine, WriteBack,
 };
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, enqueue_writeback_in,
     insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_in,
-    record_contact_call_in, tenant_for_number_in, upsert_call_in,
+    record_contact_calls_in, tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{
-    CallStatus, CallStep, CallUpdate, Conn, DailyDelta, NewAppointment, NewMessage, StoreError,
+    CallStatus, CallStep, CallUpdate, Conn, ContactCalls, DailyDelta, NewAppointment, NewMessage,
+    StoreError,
 };
 use crate::support::now_ms;
 
@@ -174,7 +178,48 @@ fn day(at_ms: i64, tz: Option<Tz>) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
+/// The counters a batch adds to rows that every batch touches (a tenant's
+/// day, a caller's call counts): summed while the batch's jobs are applied,
+/// written once each at the end, in key order. Concurrent batches then hold
+/// those rows only for their last statements, always taken in the same order.
+#[derive(Debug, Default)]
+pub struct Tally {
+    days: BTreeMap<(TenantId, String, Direction), DailyDelta>,
+    contacts: BTreeMap<(TenantId, PhoneNumber), ContactCalls>,
+}
+
+impl Tally {
+    fn day(&mut self, tenant: &TenantId, day: String, direction: Direction, d: DailyDelta) {
+        let sum = self
+            .days
+            .entry((tenant.clone(), day, direction))
+            .or_default();
+        sum.calls += d.calls;
+        sum.bookings += d.bookings;
+        sum.fallbacks += d.fallbacks;
+        sum.duration_ms += d.duration_ms;
+    }
+
+    fn contact_call(&mut self, tenant: &TenantId, caller: &PhoneNumber, c: ContactCalls) {
+        self.contacts
+            .entry((tenant.clone(), caller.clone()))
+            .and_modify(|sum| sum.add(&c))
+            .or_insert(c);
+    }
+
+    /// Writes the sums: callers first, then days, each in key order.
+    pub async fn write(self, conn: &mut Conn) -> Result<(), StoreError> {
+        for ((tenant, caller), c) in &self.contacts {
+            record_contact_calls_in(conn, tenant, caller, c).await?;
+        }
+        for ((tenant, day, direction), d) in self.days {
+            add_daily_in(conn, &tenant, &day, direction, d).await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome, StoreError> {
     let trace = match job {
         Job::CallEvent { event, .. } => event.details.trace_id.as_deref(),
         _ => None,
@@ -199,7 +244,7 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                 Some((id, tz)) => (Some(id), tz.parse::<Tz>().ok()),
                 None => (tenant_id.as_ref(), *time_zone),
             };
-            apply_call_event(conn, event, tenant, tz).await
+            apply_call_event(conn, event, tenant, tz, tally).await
         }
         Job::Appointment {
             appointment: a,
@@ -216,8 +261,12 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     (Some(p), Some(id)) => call_direction_in(conn, p, id).await?,
                     _ => Direction::Inbound,
                 };
-                let today = day(now_ms(), Some(*time_zone));
-                add_daily_in(conn, &a.tenant_id, &today, direction, delta).await?;
+                tally.day(
+                    &a.tenant_id,
+                    day(now_ms(), Some(*time_zone)),
+                    direction,
+                    delta,
+                );
             }
             Ok(Outcome::Applied)
         }
@@ -242,7 +291,7 @@ pub async fn apply(conn: &mut Conn, job: &Job) -> Result<Outcome, StoreError> {
                     Some(id) => call_direction_in(conn, *provider, id).await?,
                     None => Direction::Inbound,
                 };
-                add_daily_in(conn, t, &day(now_ms(), *time_zone), direction, delta).await?;
+                tally.day(t, day(now_ms(), *time_zone), direction, delta);
             }
             Ok(Outcome::Applied)
         }
@@ -281,6 +330,7 @@ async fn apply_call_event(
     e: &CallEvent,
     tenant: Option<&TenantId>,
     tz: Option<Tz>,
+    tally: &mut Tally,
 ) -> Result<Outcome, StoreError> {
     let status = match e.phase {
         CallPhase::Started => CallStatus::Ongoing,
@@ -327,13 +377,13 @@ async fn apply_call_event(
         Some(d) => Direction::of(Some(d)),
         None => call_direction_in(conn, e.provider, &e.call_id).await?,
     };
-    record_contact_call_in(conn, tenant, caller, at, direction).await?;
+    tally.contact_call(tenant, caller, ContactCalls::one(at, direction));
     let delta = DailyDelta {
         calls: 1,
         duration_ms: u.details.duration_ms.unwrap_or(0),
         ..DailyDelta::default()
     };
-    add_daily_in(conn, tenant, &day(at, tz), direction, delta).await?;
+    tally.day(tenant, day(at, tz), direction, delta);
 
     // Write-back to the CRM and memory runs after, with retries.
     let trace = e.details.trace_id.as_deref();

@@ -11,7 +11,12 @@
 //!
 //! Applying a job is order-independent by construction (statuses only move
 //! forward, counters are increments, "last call" only moves later), so
-//! replayed jobs and live ones may interleave safely.
+//! replayed jobs and live ones may interleave safely, and on Postgres
+//! several batches are applied at once: a batch spends its time waiting on
+//! round trips, not on the database. The rows every batch touches (a
+//! tenant's day, a caller's counts) are updated once per batch, last, in
+//! key order, so concurrent batches hold them only for the commit and
+//! never wait on each other in a cycle.
 
 mod apply;
 mod journal;
@@ -27,10 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::mask_phones_in;
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use crate::support::{error_chain, now_ms, supervise};
 
 /// Most jobs applied in one transaction.
@@ -91,10 +96,16 @@ impl WriteBehind {
         let spill = Arc::new(Spill::open(spill_dir)?);
         let (tx, rx) = mpsc::channel(QUEUE);
         let db_down = Arc::new(AtomicBool::new(false));
+        let flushers = settings.flushers.unwrap_or(match store.backend() {
+            Backend::Postgres => 4,
+            Backend::Sqlite => 1,
+        });
         let batcher = Batcher {
             store: store.clone(),
             spill: spill.clone(),
             db_down: db_down.clone(),
+            flushers: Arc::new(Semaphore::new(flushers as usize)),
+            flusher_count: flushers,
         };
         // The batcher owns the queue's receiver: it cannot be started again,
         // so it is not supervised. The replay and pruning loops keep no state
@@ -172,17 +183,23 @@ where
 async fn commit_jobs(store: &Store, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = store.begin().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut tally = apply::Tally::default();
     for job in jobs {
-        outcomes.push(apply::apply(&mut tx, job).await?);
+        outcomes.push(apply::apply(&mut tx, job, &mut tally).await?);
     }
+    tally.write(&mut tx).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
+#[derive(Clone)]
 struct Batcher {
     store: Store,
     spill: Arc<Spill>,
     db_down: Arc<AtomicBool>,
+    /// One permit per batch being applied.
+    flushers: Arc<Semaphore>,
+    flusher_count: u32,
 }
 
 impl Batcher {
@@ -196,10 +213,33 @@ impl Batcher {
                     _ => break,
                 }
             }
+            // While every flusher is busy the batch keeps growing, up to
+            // its bound: the busier the database, the fewer transactions.
+            let permit = loop {
+                if let Ok(p) = self.flushers.clone().try_acquire_owned() {
+                    break Some(p);
+                }
+                if batch.len() >= MAX_BATCH {
+                    break self.flushers.clone().acquire_owned().await.ok();
+                }
+                tokio::select! {
+                    p = self.flushers.clone().acquire_owned() => break p.ok(),
+                    more = rx.recv() => match more {
+                        Some(p) => batch.push(p),
+                        None => break self.flushers.clone().acquire_owned().await.ok(),
+                    },
+                }
+            };
             metrics::histogram!("warmline_writebehind_flush_size").record(batch.len() as f64);
-            self.flush(batch).await;
             metrics::gauge!("warmline_writebehind_queue_depth").set(rx.len() as f64);
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.flush(batch).await;
+                drop(permit);
+            });
         }
+        // Closed: the batches still being applied finish before this ends.
+        let _ = self.flushers.acquire_many(self.flusher_count).await;
     }
 
     #[tracing::instrument(name = "writebehind.flush", skip_all, fields(batch = batch.len()))]

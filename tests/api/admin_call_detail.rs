@@ -196,6 +196,7 @@ async fn a_step_applied_twice_is_stored_once(db: TestDb) {
     let settings = WriteBehindSettings {
         spill_dir: spill.path().to_path_buf(),
         idempotency_retention: Duration::from_secs(3600),
+        flushers: None,
     };
     let wb = WriteBehind::start(store.clone(), &settings).unwrap();
     let step = tool_step("call_step:twice", "call_twice");

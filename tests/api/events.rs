@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use warmline::domain::{PhoneNumber, TenantId};
-use warmline::simulator::endpoints;
+use warmline::simulator::{Knob, endpoints};
 
 use crate::helpers::voice::{app, now_ms, retell, retell_call, secrets};
 use crate::helpers::{PrivatePostgres, TestApp, TestDb, spawn_with_simulator};
@@ -89,6 +89,43 @@ async fn call_ended_delivered_twice_stores_one_call_counts_once_and_writes_back(
         assert!(Instant::now() < deadline, "write-back items left pending");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_memory() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    // The write-backs fail: only the call's end drops anything cached.
+    for endpoint in [endpoints::ZEP_ADD_MESSAGES, endpoints::GHL_UPSERT_CONTACT] {
+        let failing = Knob {
+            error_rate: 1.0,
+            ..Knob::default()
+        };
+        sim.state.set_knob(endpoint, failing).unwrap();
+    }
+    let inbound = json!({ "event": "call_inbound", "call_inbound": {
+        "from_number": "+15550100001", "to_number": "+15550100000" } });
+    let total_calls = |answer: &Value| {
+        let v = &answer["call_inbound"]["dynamic_variables"]["total_calls"];
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .unwrap_or_else(|| panic!("no total_calls: {answer}"))
+    };
+    let (status, first) = retell(&app, "/retell/inbound", &inbound).await;
+    assert_eq!(status, 200, "{first}");
+    let ended = json!({ "event": "call_ended",
+        "call": ended_call("call_counts", "+15550100001", 60_000) });
+    assert_eq!(retell(&app, "/retell/events", &ended).await.0, 200);
+
+    let (status, second) = retell(&app, "/retell/inbound", &inbound).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(total_calls(&second), total_calls(&first) + 1, "{second}");
+    let calls = sim.state.all_calls();
+    assert_eq!(
+        calls[endpoints::GHL_FIND_CONTACT],
+        2,
+        "counts reloaded: {calls:?}"
+    );
+    assert_eq!(calls[endpoints::ZEP_CONTEXT], 1, "memory kept: {calls:?}");
 }
 
 async fn thousand_concurrent_events_keep_daily_metrics_exact(app: &TestApp) {
