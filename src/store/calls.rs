@@ -102,7 +102,6 @@ impl CallUpdate {
 /// the provider retries an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallUpsert {
-    pub created: bool,
     /// The call had no end time before this update and has one now.
     pub newly_ended: bool,
 }
@@ -272,55 +271,40 @@ fn bind_update<'q>(q: AnyQuery<'q>, u: &'q CallUpdate, analysis: Option<&'q str>
         .bind(d.channel.map(Channel::as_str))
 }
 
+/// One statement merges the event into the call (inserting it when new);
+/// a second sets the end time when the event has one and the call had none,
+/// which is how a call is counted exactly once, also under concurrent
+/// transactions (the second waits on the row and then finds it ended).
 pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
     let now = now_ms();
     let analysis = u.details.analysis.as_ref().map(|a| a.to_string());
-    let insert = sqlx::query(
+    let upsert = format!(
         "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
             started_at_ms, duration_ms, disconnection_reason, transcript, summary,
-            successful, sentiment, analysis, trace_id, channel, ended_at_ms, created_at_ms,
-            updated_at_ms)
+            successful, sentiment, analysis, trace_id, channel, created_at_ms, updated_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-            COALESCE($17, 'voice'), $18, $19, $19)
-         ON CONFLICT (provider, call_id) DO NOTHING",
+            COALESCE($17, 'voice'), $18, $18)
+         ON CONFLICT (provider, call_id) DO UPDATE SET
+            tenant_id = COALESCE(excluded.tenant_id, calls.tenant_id),
+            from_number = COALESCE(excluded.from_number, calls.from_number),
+            to_number = COALESCE(excluded.to_number, calls.to_number),
+            direction = COALESCE(excluded.direction, calls.direction),
+            status = CASE WHEN {new_rank} >= {old_rank} THEN excluded.status ELSE calls.status END,
+            started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
+            duration_ms = COALESCE(excluded.duration_ms, calls.duration_ms),
+            disconnection_reason = COALESCE(excluded.disconnection_reason, calls.disconnection_reason),
+            transcript = COALESCE(excluded.transcript, calls.transcript),
+            summary = COALESCE(excluded.summary, calls.summary),
+            successful = COALESCE(excluded.successful, calls.successful),
+            sentiment = COALESCE(excluded.sentiment, calls.sentiment),
+            analysis = COALESCE(excluded.analysis, calls.analysis),
+            trace_id = COALESCE(calls.trace_id, excluded.trace_id),
+            channel = CASE WHEN $17 IS NULL THEN calls.channel ELSE excluded.channel END,
+            updated_at_ms = excluded.updated_at_ms",
+        new_rank = rank_sql("excluded.status"),
+        old_rank = rank_sql("calls.status"),
     );
-    let inserted = bind_update(insert, u, analysis.as_deref())
-        .bind(u.details.ended_at_ms)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        == 1;
-    if inserted {
-        return Ok(CallUpsert {
-            created: true,
-            newly_ended: u.details.ended_at_ms.is_some(),
-        });
-    }
-
-    let merge = format!(
-        "UPDATE calls SET
-            tenant_id = COALESCE($3, tenant_id),
-            from_number = COALESCE($4, from_number),
-            to_number = COALESCE($5, to_number),
-            direction = COALESCE($6, direction),
-            status = CASE WHEN {new_rank} >= {old_rank} THEN $7 ELSE status END,
-            started_at_ms = COALESCE($8, started_at_ms),
-            duration_ms = COALESCE($9, duration_ms),
-            disconnection_reason = COALESCE($10, disconnection_reason),
-            transcript = COALESCE($11, transcript),
-            summary = COALESCE($12, summary),
-            successful = COALESCE($13, successful),
-            sentiment = COALESCE($14, sentiment),
-            analysis = COALESCE($15, analysis),
-            trace_id = COALESCE(trace_id, $16),
-            channel = COALESCE($17, channel),
-            updated_at_ms = $18
-         WHERE provider = $1 AND call_id = $2",
-        new_rank = rank_sql("$7"),
-        old_rank = rank_sql("status"),
-    );
-    bind_update(sqlx::query(&merge), u, analysis.as_deref())
+    bind_update(sqlx::query(&upsert), u, analysis.as_deref())
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -341,10 +325,7 @@ pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpser
         }
         None => false,
     };
-    Ok(CallUpsert {
-        created: false,
-        newly_ended,
-    })
+    Ok(CallUpsert { newly_ended })
 }
 
 pub async fn add_call_fallback_in(

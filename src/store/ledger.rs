@@ -3,6 +3,10 @@
 //! of an applied event finds its key and changes nothing. Keys are kept for
 //! a retention window (`WARMLINE_IDEMPOTENCY_RETENTION_HOURS`), then pruned.
 
+use std::collections::HashSet;
+
+use sqlx::Row;
+
 use super::{Conn, Result, Store, now_ms};
 
 /// Records that the work named `key` has been applied, in the caller's
@@ -25,6 +29,44 @@ pub async fn record_applied_in(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Rows per statement of [`record_applied_many_in`]: four parameters a row,
+/// well inside both backends' limits.
+const MANY_CHUNK: usize = 200;
+
+/// [`record_applied_in`] for many jobs in as few statements as possible;
+/// returns the keys recorded now (the others had been applied before).
+/// `jobs`: (kind, key, trace id), keys distinct.
+pub async fn record_applied_many_in(
+    conn: &mut Conn,
+    jobs: &[(&str, &str, Option<&str>)],
+) -> Result<HashSet<String>> {
+    let mut fresh = HashSet::with_capacity(jobs.len());
+    let now = now_ms();
+    for chunk in jobs.chunks(MANY_CHUNK) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = i * 4;
+                format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO idempotency_ledger (idempotency_key, kind, trace_id, applied_at_ms)
+             VALUES {}
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING idempotency_key",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (kind, key, trace) in chunk {
+            q = q.bind(*key).bind(*kind).bind(*trace).bind(now);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            fresh.insert(row.try_get::<String, _>("idempotency_key")?);
+        }
+    }
+    Ok(fresh)
 }
 
 impl Store {

@@ -54,7 +54,7 @@ pub mod tx {
     pub use super::calls::{add_call_fallback_in, upsert_call_in};
     pub use super::contacts::{record_contact_calls_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
-    pub use super::ledger::record_applied_in;
+    pub use super::ledger::{record_applied_in, record_applied_many_in};
     pub use super::messages::insert_message_in;
     pub use super::tenants::tenant_for_number_in;
     pub use super::writeback_queue::enqueue_writeback_in;

@@ -1,6 +1,6 @@
 //! What each job does to the database, inside the batch's transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
@@ -12,7 +12,7 @@ use crate::domain::{
 };
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, enqueue_writeback_in,
-    insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_in,
+    insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_many_in,
     record_contact_calls_in, tenant_for_number_in, upsert_call_in,
 };
 use crate::store::{
@@ -135,6 +135,14 @@ impl Job {
         }
     }
 
+    /// The trace of the request that acknowledged it, when it says.
+    fn trace_id(&self) -> Option<&str> {
+        match self {
+            Job::CallEvent { event, .. } => event.details.trace_id.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Job::CallEvent { .. } => "call_event",
@@ -183,7 +191,7 @@ fn day(at_ms: i64, tz: Option<Tz>) -> String {
 /// written once each at the end, in key order. Concurrent batches then hold
 /// those rows only for their last statements, always taken in the same order.
 #[derive(Debug, Default)]
-pub struct Tally {
+struct Tally {
     days: BTreeMap<(TenantId, String, Direction), DailyDelta>,
     contacts: BTreeMap<(TenantId, PhoneNumber), ContactCalls>,
 }
@@ -208,7 +216,7 @@ impl Tally {
     }
 
     /// Writes the sums: callers first, then days, each in key order.
-    pub async fn write(self, conn: &mut Conn) -> Result<(), StoreError> {
+    async fn write(self, conn: &mut Conn) -> Result<(), StoreError> {
         for ((tenant, caller), c) in &self.contacts {
             record_contact_calls_in(conn, tenant, caller, c).await?;
         }
@@ -219,14 +227,34 @@ impl Tally {
     }
 }
 
-pub async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome, StoreError> {
-    let trace = match job {
-        Job::CallEvent { event, .. } => event.details.trace_id.as_deref(),
-        _ => None,
-    };
-    if !record_applied_in(conn, job.kind(), &job.key(), trace).await? {
-        return Ok(Outcome::Duplicate);
+/// Applies `jobs` in the caller's transaction: their keys recorded in the
+/// ledger together, then each new one's effects, then the batch's tally.
+pub async fn apply_all(conn: &mut Conn, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
+    let keys: Vec<String> = jobs.iter().map(|j| j.key()).collect();
+    let mut distinct = HashSet::with_capacity(jobs.len());
+    let rows: Vec<(&str, &str, Option<&str>)> = jobs
+        .iter()
+        .zip(&keys)
+        .filter(|(_, key)| distinct.insert(key.as_str()))
+        .map(|(job, key)| (job.kind(), key.as_str(), job.trace_id()))
+        .collect();
+    let mut fresh = record_applied_many_in(conn, &rows).await?;
+    let mut tally = Tally::default();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (job, key) in jobs.iter().zip(&keys) {
+        // A key twice in one batch is applied once, the first time.
+        outcomes.push(if fresh.remove(key) {
+            apply(conn, job, &mut tally).await?
+        } else {
+            Outcome::Duplicate
+        });
     }
+    tally.write(conn).await?;
+    Ok(outcomes)
+}
+
+/// A job's effects, its key already recorded as new.
+async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome, StoreError> {
     match job {
         Job::CallEvent {
             event,

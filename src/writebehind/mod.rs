@@ -182,12 +182,7 @@ where
 /// Applies `jobs` in one transaction.
 async fn commit_jobs(store: &Store, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = store.begin().await?;
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    let mut tally = apply::Tally::default();
-    for job in jobs {
-        outcomes.push(apply::apply(&mut tx, job, &mut tally).await?);
-    }
-    tally.write(&mut tx).await?;
+    let outcomes = apply::apply_all(&mut tx, jobs).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

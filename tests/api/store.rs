@@ -170,7 +170,7 @@ on_both_backends! {
         started.details.called = Some(phone("+15550100001"));
         started.details.started_at_ms = Some(1_000);
         started.details.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
-        assert_eq!(store.upsert_call(&started).await.unwrap(), CallUpsert { created: true, newly_ended: false });
+        assert_eq!(store.upsert_call(&started).await.unwrap(), CallUpsert { newly_ended: false });
 
         let mut ended = CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Ended);
         ended.details.ended_at_ms = Some(61_000);
@@ -178,9 +178,9 @@ on_both_backends! {
         ended.details.transcript = Some("Agent: Hi\nUser: I need a cleaning".into());
         ended.details.disconnection_reason = Some("user_hangup".into());
         ended.details.trace_id = Some("ffffffffffffffffffffffffffffffff".into());
-        assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { created: false, newly_ended: true });
+        assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { newly_ended: true });
         // The provider retries the same event: nothing new ends.
-        assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { created: false, newly_ended: false });
+        assert_eq!(store.upsert_call(&ended).await.unwrap(), CallUpsert { newly_ended: false });
 
         let mut analyzed = CallUpdate::new(Provider::Retell, id.clone(), CallStatus::Analyzed);
         analyzed.details.summary = Some("Booked a cleaning".into());
