@@ -40,13 +40,19 @@ pub enum State {
 
 impl<V> Entry<V> {
     pub fn new(value: Option<V>, policy: &Policy, now: i64, load_ms: u32) -> Self {
+        Self::shared(value.map(Arc::new), policy, now, load_ms)
+    }
+
+    /// [`Entry::new`] for a value already shared: the entry holds the
+    /// same allocation as whoever else has it.
+    pub fn shared(value: Option<Arc<V>>, policy: &Policy, now: i64, load_ms: u32) -> Self {
         match value {
             Some(v) => {
                 let fresh = policy.fresh.as_millis() as i64;
                 let jitter = (fresh as f64 * policy.jitter * (fastrand::f64() * 2.0 - 1.0)) as i64;
                 let fresh_until = now + (fresh + jitter).max(1);
                 Entry {
-                    value: Some(Arc::new(v)),
+                    value: Some(v),
                     version: now,
                     fresh_until,
                     stale_until: fresh_until + policy.stale_while_revalidate.as_millis() as i64,

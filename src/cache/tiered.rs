@@ -286,6 +286,12 @@ where
     /// upstream, or a warm-up), and tells the other replicas to drop their
     /// copy. Cancels the caching of any load in flight.
     pub async fn set(&self, key: &str, value: V) {
+        self.set_shared(key, Arc::new(value)).await;
+    }
+
+    /// [`set`](Self::set) for a value the caller keeps too: L1 holds the
+    /// same allocation, not a copy.
+    pub async fn set_shared(&self, key: &str, value: Arc<V>) {
         let entry = self.set_local(key, value);
         self.share(key, entry).await;
     }
@@ -296,14 +302,14 @@ where
     /// another replica is seconds away (a call's session, read by its
     /// tools), not worth a caller's wait on two Redis round trips.
     pub fn set_in_background(&self, key: &str, value: V) {
-        let entry = self.set_local(key, value);
+        let entry = self.set_local(key, Arc::new(value));
         let (this, key) = (self.clone(), key.to_owned());
         tokio::spawn(async move { this.share(&key, entry).await });
     }
 
-    fn set_local(&self, key: &str, value: V) -> Entry<V> {
+    fn set_local(&self, key: &str, value: Arc<V>) -> Entry<V> {
         self.inner.core.bump_generation(self.inner.ns);
-        let entry = Entry::new(Some(value), &self.inner.policy, now_ms(), 0);
+        let entry = Entry::shared(Some(value), &self.inner.policy, now_ms(), 0);
         self.inner.l1.insert(key.to_owned(), entry.clone());
         entry
     }

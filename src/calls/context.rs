@@ -92,14 +92,18 @@ impl std::fmt::Debug for Rendered {
 
 impl CallerContext {
     /// The answer `which` rendered from this context: `render` runs once
-    /// per context version (per replica), later calls share its bytes.
+    /// per context version (per replica), later calls share its bytes. The
+    /// kept copy is exactly its length (a serialiser's buffer grows by
+    /// doubling: up to twice that, for every cached caller).
     pub fn rendered(
         &self,
         which: Rendering,
         render: impl FnOnce(&CallerContext) -> bytes::Bytes,
     ) -> bytes::Bytes {
         match self.rendered.0.get(which.0) {
-            Some(slot) => slot.get_or_init(|| render(self)).clone(),
+            Some(slot) => slot
+                .get_or_init(|| bytes::Bytes::copy_from_slice(&render(self)))
+                .clone(),
             None => render(self),
         }
     }
@@ -234,11 +238,13 @@ impl ContextAssembler {
         caller: &PhoneNumber,
         key: &str,
     ) -> Arc<CallerContext> {
-        let ctx = self.assemble_parts(tenant, caller).await;
+        let ctx = Arc::new(self.assemble_parts(tenant, caller).await);
         if ctx.missing.is_empty() && ctx.stale.is_empty() {
-            self.contexts.set(key, ctx.clone()).await;
+            // The cache keeps this very context: the call's session shares
+            // it, and an answer rendered from it is rendered once.
+            self.contexts.set_shared(key, ctx.clone()).await;
         }
-        Arc::new(ctx)
+        ctx
     }
 
     async fn assemble_parts(&self, tenant: &Tenant, caller: &PhoneNumber) -> CallerContext {

@@ -101,8 +101,9 @@ impl Plan {
         standing_call(&self.run_id, i)
     }
 
-    /// Loads every pool caller's context (and caches its standing call's
-    /// session) with the scenario's inbound request, a few at a time.
+    /// Loads every pool caller's context (and, for the runs that use one,
+    /// caches its standing call's session) with the scenario's inbound
+    /// request, a few at a time.
     pub async fn prefill(&self, scenario: Scenario) -> anyhow::Result<()> {
         let started = Instant::now();
         let next = Arc::new(AtomicU64::new(0));
@@ -115,7 +116,21 @@ impl Plan {
                 self.called.clone(),
                 self.day.clone(),
             );
-            let ids: Vec<String> = (0..callers.len()).map(|i| self.standing_call(i)).collect();
+            // A standing call (and its cached session) only where the run
+            // needs one: Retell's documented inbound call has no id, and a
+            // session per pool caller would be measured as the pool's.
+            let sessions = !(scenario.warm_up() == Scenario::RetellInbound
+                && !matches!(scenario, Scenario::RetellTool)
+                && !self.call_ids);
+            let ids: Vec<String> = (0..callers.len())
+                .map(|i| {
+                    if sessions {
+                        self.standing_call(i)
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect();
             let timeout = self.timeout.max(Duration::from_secs(30));
             tasks.push(tokio::spawn(async move {
                 let mut conn = Connection::new(host, timeout);

@@ -10,6 +10,7 @@
 //! and a span and `warmline_upstream_*` metrics per operation.
 
 pub mod calcom;
+mod call;
 pub mod ghl;
 pub mod http;
 pub mod mem0;

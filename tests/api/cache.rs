@@ -355,3 +355,19 @@ async fn l1_is_bounded_by_the_namespace_capacity_and_evictions_are_counted() {
     assert!(ns.entries <= 10, "{} entries", ns.entries);
     assert!(ns.evictions >= 150, "{} evictions", ns.evictions);
 }
+
+#[tokio::test]
+async fn a_value_set_shared_is_the_allocation_l1_serves() {
+    // The assembled context is kept this way: the call's session and the
+    // cache hold one copy, and what is rendered from it is rendered once.
+    let cache = cache(None, &unique_prefix(), Policies::default(), None);
+    let contexts = cache.namespace::<String>(Namespace::Context);
+    let ctx = Arc::new("context".to_owned());
+    contexts.set_shared("acme:+14155550123", ctx.clone()).await;
+    let hit = contexts
+        .get_cached("acme:+14155550123")
+        .await
+        .expect("cached");
+    assert_eq!(hit.outcome, Outcome::HitFresh);
+    assert!(Arc::ptr_eq(&hit.value.expect("a value"), &ctx));
+}
