@@ -9,6 +9,22 @@ use crate::helpers::TestDb;
 use crate::helpers::admin::{PASSWORD, get, session};
 use crate::helpers::voice::{retell, secrets};
 
+/// The four cells (calls, p50, p95, errors) of the table row named `name`
+/// in `html`, and the row from there on.
+fn row_cells<'a>(html: &'a str, name: &str) -> (Vec<&'a str>, &'a str) {
+    let head = format!("<th scope=\"row\">{name}</th>");
+    let row = &html[html
+        .find(&head)
+        .unwrap_or_else(|| panic!("{name} row: {html}"))..];
+    let cells = row
+        .split("<td>")
+        .skip(1)
+        .take(4)
+        .map(|c| c.split('<').next().unwrap_or(""))
+        .collect();
+    (cells, row)
+}
+
 #[tokio::test]
 async fn an_inbound_call_shows_its_upstream_calls_and_the_webhooks_latency() {
     let admin = warmline::admin::password::PasswordHash::make(PASSWORD).unwrap();
@@ -63,25 +79,10 @@ async fn an_inbound_call_shows_its_upstream_calls_and_the_webhooks_latency() {
     let zep = &html[html.find(r#"id="upstream-zep""#).expect("zep section")..];
     let zep = &zep[..zep.find("</section>").unwrap_or(zep.len())];
     assert!(zep.contains("No failure since start."), "{zep}");
-    let row = &zep[zep
-        .find("<th scope=\"row\">get_context</th>")
-        .expect("get_context row")..];
-    assert!(
-        row.starts_with("<th scope=\"row\">get_context</th><td>1</td>"),
-        "{row}"
-    );
-    let errors = row.split("<td>").nth(4).and_then(|c| c.split('<').next());
-    assert_eq!(errors, Some("0.0 %"), "{row}");
+    let (cells, row) = row_cells(zep, "get_context");
+    assert_eq!((cells[0], cells[3]), ("1", "0.0 %"), "{row}");
     let webhooks = &html[html.find(r#"id="webhook-latency""#).expect("webhook table")..];
-    let retell_row = &webhooks[webhooks
-        .find("<th scope=\"row\">retell</th>")
-        .expect("retell row")..];
-    let cells: Vec<&str> = retell_row
-        .split("<td>")
-        .skip(1)
-        .take(4)
-        .map(|c| c.split('<').next().unwrap())
-        .collect();
+    let (cells, retell_row) = row_cells(webhooks, "retell");
     assert_eq!(cells[0], "1", "one request answered: {retell_row}");
     assert_eq!(cells[3], "0.0 %", "{retell_row}");
     assert!(cells[2].ends_with(" ms"), "{retell_row}");
