@@ -95,7 +95,7 @@ where
         let e = self.last_good(key).await?;
         // Served from the database once, then from L1 until the throttle ends.
         let until = now + self.inner.policy.fail_safe_throttle.as_millis() as i64;
-        self.inner.l1.insert(key.to_owned(), e.throttled(until));
+        self.inner.l1.insert(key, e.throttled(until));
         Some(self.hit(e, Tier::Db, Outcome::HitFailSafe, now))
     }
 
@@ -144,7 +144,7 @@ where
         }
         // A load may have finished between our L1 miss and taking the lock:
         // its entry is in L1 before its flight leaves the map.
-        if let Some(e) = self.inner.l1.get(key)
+        if let Some(e) = self.inner.l1.get(key, now_ms())
             && e.state(now_ms()) == State::Fresh
         {
             return Joined::Ready(e);
@@ -218,7 +218,7 @@ where
                 Ok(true) => leased = true,
                 Ok(false) => {
                     if let Some(e) = self.wait_for_peer(&key, policy.hard_timeout / 2).await {
-                        self.inner.l1.insert(key.clone(), e.clone());
+                        self.inner.l1.insert(&key, e.clone());
                         return Ok(e);
                     }
                 }
@@ -269,12 +269,11 @@ where
                 core.stats(ns).load_error(ns);
                 tracing::warn!(error = %e, "cache load failed");
                 // Keep serving what we have, without retrying for a while.
-                if let Some(old) = self.inner.l1.get(&key)
+                if let Some(old) = self.inner.l1.get(&key, now)
                     && old.value.is_some()
-                    && old.state(now) != State::Expired
                 {
                     let until = now + policy.fail_safe_throttle.as_millis() as i64;
-                    self.inner.l1.insert(key.clone(), old.throttled(until));
+                    self.inner.l1.insert(&key, old.throttled(until));
                 }
                 Err(e)
             }
@@ -303,13 +302,13 @@ where
     /// L1 now; L2 and the last-known-good copy in the background, so waiters
     /// are not held up by Redis or the database.
     fn store_loaded(&self, key: &str, entry: &Entry<V>) {
-        self.inner.l1.insert(key.to_owned(), entry.clone());
+        self.inner.l1.insert(key, entry.clone());
         let Ok(json) = entry.to_json() else { return };
         let (ns, core, key) = (self.inner.ns, self.inner.core.clone(), key.to_owned());
         let persist = self.inner.policy.persist_last_good && entry.value.is_some();
         let (version, ttl) = (
             entry.version,
-            (entry.fail_safe_until - now_ms()).max(0) as u64,
+            (entry.fail_safe_until() - now_ms()).max(0) as u64,
         );
         tokio::spawn(async move {
             if let Some(l2) = &core.l2 {

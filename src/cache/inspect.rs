@@ -22,9 +22,9 @@ impl<V> From<&Entry<V>> for Stamps {
     fn from(e: &Entry<V>) -> Self {
         Stamps {
             loaded_at_ms: e.version,
-            fresh_until_ms: e.fresh_until,
-            stale_until_ms: e.stale_until,
-            fail_safe_until_ms: e.fail_safe_until,
+            fresh_until_ms: e.fresh_until(),
+            stale_until_ms: e.stale_until(),
+            fail_safe_until_ms: e.fail_safe_until(),
             found: e.value.is_some(),
         }
     }

@@ -1,4 +1,4 @@
-//! The tiered cache: L1 in process (moka), L2 in Redis, last-known-good in
+//! The tiered cache: L1 in process (quick_cache), L2 in Redis, last-known-good in
 //! the database.
 //!
 //! A namespace ([`Namespace`]) is a typed [`Tiered`] handle with its own
@@ -15,6 +15,7 @@ mod backplane;
 mod entry;
 mod flight;
 mod inspect;
+mod l1;
 mod l2;
 mod policy;
 mod redis_link;

@@ -248,6 +248,10 @@ impl Default for Policies {
     }
 }
 
+/// The longest window an override may set: a fresh, stale and fail-safe
+/// window end to end stay within an entry's ±24.8-day offsets.
+pub const MAX_WINDOW_MS: u64 = 10 * 24 * 3600 * 1000;
+
 impl Policies {
     pub fn get(&self, ns: Namespace) -> &Policy {
         // Every namespace is present by construction.
@@ -280,9 +284,15 @@ impl Policies {
             for (field, slot) in durations {
                 let var = format!("{prefix}{field}");
                 if let Some(v) = get(&var) {
+                    // An entry keeps its windows as 32-bit offsets.
                     let ms = v
                         .parse::<u64>()
-                        .map_err(|_| (var.clone(), format!("`{v}`: expected milliseconds")))?;
+                        .ok()
+                        .filter(|ms| *ms <= MAX_WINDOW_MS)
+                        .ok_or_else(|| {
+                            let most = format!("at most {MAX_WINDOW_MS} (10 days)");
+                            (var.clone(), format!("`{v}`: expected milliseconds, {most}"))
+                        })?;
                     *slot = Duration::from_millis(ms);
                 }
             }
@@ -342,6 +352,14 @@ mod tests {
             .with_overrides(|k| (k == "WARMLINE_CACHE_CALL_JITTER").then(|| "2".into()))
             .unwrap_err();
         assert_eq!(err.0, "WARMLINE_CACHE_CALL_JITTER");
+
+        // A month does not fit an entry's offsets: refused, not shortened.
+        let month = (30u64 * 24 * 3600 * 1000).to_string();
+        let err = Policies::default()
+            .with_overrides(|k| (k == "WARMLINE_CACHE_MEMORY_FAIL_SAFE_MS").then(|| month.clone()))
+            .unwrap_err();
+        assert_eq!(err.0, "WARMLINE_CACHE_MEMORY_FAIL_SAFE_MS");
+        assert!(err.1.contains("at most"), "{}", err.1);
     }
 
     #[test]

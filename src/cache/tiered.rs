@@ -11,12 +11,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moka::notification::RemovalCause;
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
 use super::entry::{Entry, State};
 use super::flight::Flight;
+use super::l1::L1;
 use super::stats::{Outcome, Tier};
 use super::{Core, LocalTier, Namespace, Policy, now_ms};
 use crate::domain::mask_phones_in;
@@ -71,37 +71,9 @@ impl<V> Clone for Tiered<V> {
 pub(super) struct Inner<V> {
     pub(super) ns: Namespace,
     pub(super) policy: Policy,
-    pub(super) l1: moka::sync::Cache<String, Entry<V>>,
+    pub(super) l1: L1<V>,
     pub(super) inflight: Mutex<HashMap<String, Flight<V>>>,
     pub(super) core: Arc<Core>,
-}
-
-/// Entries leave L1 when their fail-safe window ends.
-struct EntryExpiry;
-
-impl<V> moka::Expiry<String, Entry<V>> for EntryExpiry {
-    fn expire_after_create(
-        &self,
-        _k: &String,
-        e: &Entry<V>,
-        _at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_millis(
-            (e.fail_safe_until - now_ms()).max(0) as u64
-        ))
-    }
-
-    fn expire_after_update(
-        &self,
-        _k: &String,
-        e: &Entry<V>,
-        _at: std::time::Instant,
-        _left: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(Duration::from_millis(
-            (e.fail_safe_until - now_ms()).max(0) as u64
-        ))
-    }
 }
 
 impl<V> Tiered<V>
@@ -117,16 +89,7 @@ where
         ] {
             metrics::counter!(name, "namespace" => ns.as_str()).increment(0);
         }
-        let stats = core.stats(ns).clone();
-        let l1 = moka::sync::Cache::builder()
-            .max_capacity(policy.l1_capacity)
-            .expire_after(EntryExpiry)
-            .eviction_listener(move |_k, _v, cause| {
-                if cause == RemovalCause::Size {
-                    stats.eviction(ns);
-                }
-            })
-            .build();
+        let l1 = L1::new(ns, policy.l1_capacity, core.stats(ns).clone());
         Tiered {
             inner: Arc::new(Inner {
                 ns,
@@ -160,7 +123,7 @@ where
         // (an early refresh it starts is traced as its own load). Everything
         // else (L2, a load, stale or fail-safe serving) is traced.
         let now = now_ms();
-        let l1 = self.inner.l1.get(key);
+        let l1 = self.inner.l1.get(key, now);
         if let Some(e) = &l1
             && e.state(now) == State::Fresh
         {
@@ -237,16 +200,16 @@ where
             if newer {
                 match e.state(now) {
                     State::Fresh | State::Throttled => {
-                        self.inner.l1.insert(key.to_owned(), e.clone());
+                        self.inner.l1.insert(key, e.clone());
                         return Ok(self.hit(e, Tier::L2, Outcome::HitFresh, now));
                     }
                     State::Stale => {
-                        self.inner.l1.insert(key.to_owned(), e.clone());
+                        self.inner.l1.insert(key, e.clone());
                         self.refresh(key, loader);
                         return Ok(self.hit(e, Tier::L2, Outcome::HitStale, now));
                     }
                     State::FailSafeOnly => {
-                        self.inner.l1.insert(key.to_owned(), e.clone());
+                        self.inner.l1.insert(key, e.clone());
                         fallback = Some((e, Tier::L2));
                     }
                     State::Expired => {}
@@ -310,7 +273,7 @@ where
     fn set_local(&self, key: &str, value: Arc<V>) -> Entry<V> {
         self.inner.core.bump_generation(self.inner.ns);
         let entry = Entry::shared(Some(value), &self.inner.policy, now_ms(), 0);
-        self.inner.l1.insert(key.to_owned(), entry.clone());
+        self.inner.l1.insert(key, entry.clone());
         entry
     }
 
@@ -323,7 +286,7 @@ where
             // Awaited: the other replicas must find the new value in L2
             // when they act on the message below.
             if let Some(l2) = &core.l2 {
-                let ttl = (entry.fail_safe_until - now_ms()).max(0) as u64;
+                let ttl = (entry.fail_safe_until() - now_ms()).max(0) as u64;
                 let _ = l2.set(ns, key, &json, ttl).await;
             }
             if self.inner.policy.persist_last_good
@@ -354,9 +317,7 @@ where
     /// not be fetched mid-call (a call's context).
     pub async fn get_cached(&self, key: &str) -> Option<Lookup<V>> {
         let now = now_ms();
-        if let Some(e) = self.inner.l1.get(key)
-            && e.state(now) != State::Expired
-        {
+        if let Some(e) = self.inner.l1.get(key, now) {
             let outcome = match e.state(now) {
                 State::Fresh => Outcome::HitFresh,
                 State::Stale => Outcome::HitStale,
@@ -371,23 +332,19 @@ where
             State::FailSafeOnly => Outcome::HitFailSafe,
             State::Expired => return None,
         };
-        self.inner.l1.insert(key.to_owned(), e.clone());
+        self.inner.l1.insert(key, e.clone());
         Some(self.hit(e, Tier::L2, outcome, now))
     }
 
     /// Drops this replica's L1 copy only; L2 and other replicas keep theirs.
     /// The next read comes from L2 (benchmarks use it to measure L2 hits).
     pub fn forget_local(&self, key: &str) {
-        self.inner.l1.invalidate(key);
+        self.inner.l1.remove(key);
     }
 
     /// L1 only, without counting: for tests and the admin's key lookup.
     pub fn peek_l1(&self, key: &str) -> Option<Arc<V>> {
-        let e = self.inner.l1.get(key)?;
-        if e.state(now_ms()) == State::Expired {
-            return None;
-        }
-        e.value
+        self.inner.l1.get(key, now_ms())?.value
     }
 }
 
@@ -396,41 +353,34 @@ where
     V: Send + Sync + 'static,
 {
     fn entry_count(&self) -> u64 {
-        self.l1.run_pending_tasks();
-        self.l1.entry_count()
+        self.l1.len()
     }
 
     fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.l1
-            .iter()
-            .filter(|(k, e)| k.starts_with(prefix) && e.state(now_ms()) != State::Expired)
-            .map(|(k, _)| k.as_ref().clone())
-            .collect()
+        self.l1.keys_with_prefix(prefix)
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.l1
-            .get(key)
-            .is_some_and(|e| e.state(now_ms()) != State::Expired)
+        self.l1.get(key, now_ms()).is_some()
     }
 
     fn remove(&self, key: &str) {
-        self.l1.invalidate(key);
+        self.l1.remove(key);
     }
 
     fn expire(&self, key: &str) {
-        if let Some(e) = self.l1.get(key) {
-            self.l1
-                .insert(key.to_owned(), e.expired_but_fail_safe(now_ms()));
+        let now = now_ms();
+        if let Some(e) = self.l1.get(key, now) {
+            self.l1.insert(key, e.expired_but_fail_safe(now));
         }
     }
 
     fn clear(&self) {
-        self.l1.invalidate_all();
+        self.l1.clear();
     }
 
     fn stamps(&self, key: &str) -> Option<super::Stamps> {
-        self.l1.get(key).map(|e| super::Stamps::from(&e))
+        self.l1.get(key, now_ms()).map(|e| super::Stamps::from(&e))
     }
 }
 

@@ -46,7 +46,9 @@ pub struct CallerContext {
     pub total_calls: i64,
     pub last_call_at_ms: Option<i64>,
     pub memory_summary: Option<String>,
-    pub next_slots: Vec<Slot>,
+    /// The tenant's cached slots: one allocation shared by every caller's
+    /// context.
+    pub next_slots: Arc<Vec<Slot>>,
     /// Parts left out because they were not back within the deadline or
     /// failed with nothing to fall back on (`contact`, `memory`, `slots`).
     pub missing: Vec<String>,
@@ -69,7 +71,9 @@ pub struct Rendering(pub usize);
 pub struct Rendered([std::sync::OnceLock<bytes::Bytes>; Rendered::SLOTS]);
 
 impl Rendered {
-    pub const SLOTS: usize = 4;
+    /// Retell's inbound answer, ElevenLabs' initiation data, the bots'
+    /// context: one slot each (40 bytes of every cached context).
+    pub const SLOTS: usize = 3;
 }
 
 impl Clone for Rendered {
@@ -144,7 +148,7 @@ impl CallerContext {
             total_calls: 0,
             last_call_at_ms: None,
             memory_summary: None,
-            next_slots: Vec::new(),
+            next_slots: Arc::default(),
             missing: Vec::new(),
             stale: Vec::new(),
             rendered: Rendered::default(),
@@ -401,7 +405,7 @@ impl ContextAssembler {
             total_calls,
             last_call_at_ms: contact.as_ref().and_then(|c| c.last_call_at_ms),
             memory_summary: memory.map(|m| m.summary.clone()),
-            next_slots: slots.map(|s| (*s).clone()).unwrap_or_default(),
+            next_slots: slots.unwrap_or_default(),
             missing,
             stale,
             rendered: Rendered::default(),

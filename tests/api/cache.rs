@@ -357,6 +357,38 @@ async fn l1_is_bounded_by_the_namespace_capacity_and_evictions_are_counted() {
 }
 
 #[tokio::test]
+async fn an_entry_past_its_fail_safe_window_leaves_l1_and_its_count() {
+    // L1 keeps no timer per entry: reads skip an expired entry and the
+    // count sweeps it, so the figure the admin shows is of live entries.
+    let mut policies = Policies::default();
+    policies.set(
+        Namespace::Slots,
+        Policy {
+            fresh: Duration::from_millis(30),
+            stale_while_revalidate: Duration::ZERO,
+            fail_safe: Duration::ZERO,
+            jitter: 0.0,
+            ..Policy::default_for(Namespace::Slots)
+        },
+    );
+    let c = cache(None, &unique_prefix(), policies, None);
+    let slots = c.namespace::<String>(Namespace::Slots);
+    slots.set("acme:read", "9:00".into()).await;
+    slots.set("acme:unread", "10:30".into()).await;
+    assert_eq!(c.stats().namespaces["slots"].entries, 2);
+    while slots.peek_l1("acme:read").is_some() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // `acme:unread` expired with it, and nobody read it since.
+    assert_eq!(c.stats().namespaces["slots"].entries, 0);
+    assert_eq!(
+        c.stats().namespaces["slots"].evictions,
+        0,
+        "expiry is no eviction"
+    );
+}
+
+#[tokio::test]
 async fn a_value_set_shared_is_the_allocation_l1_serves() {
     // The assembled context is kept this way: the call's session and the
     // cache hold one copy, and what is rendered from it is rendered once.
