@@ -263,9 +263,11 @@ where
     /// when it returns; L2 and the other replicas' invalidation follow in a
     /// task of their own, in that order. For a value whose first reader on
     /// another replica is seconds away (a call's session, read by its
-    /// tools), not worth a caller's wait on two Redis round trips.
-    pub fn set_in_background(&self, key: &str, value: V) {
-        let entry = self.set_local(key, Arc::new(value));
+    /// tools; a first caller's context, read at their next call), not
+    /// worth a caller's wait on two Redis round trips. A value passed as
+    /// an `Arc` is shared with L1, not copied.
+    pub fn set_in_background(&self, key: &str, value: impl Into<Arc<V>>) {
+        let entry = self.set_local(key, value.into());
         let (this, key) = (self.clone(), key.to_owned());
         tokio::spawn(async move { this.share(&key, entry).await });
     }

@@ -245,8 +245,11 @@ impl ContextAssembler {
         let ctx = Arc::new(self.assemble_parts(tenant, caller).await);
         if ctx.missing.is_empty() && ctx.stale.is_empty() {
             // The cache keeps this very context: the call's session shares
-            // it, and an answer rendered from it is rendered once.
-            self.contexts.set_shared(key, ctx.clone()).await;
+            // it, and an answer rendered from it is rendered once. The first
+            // caller does not wait for Redis: L2 and the other replicas
+            // hear of it in the background (their next read of this caller
+            // is a call away; the parts are in L2 already).
+            self.contexts.set_in_background(key, ctx.clone());
         }
         ctx
     }

@@ -7,6 +7,7 @@
 //! ratio to a trivial handler comes from one run. Results: BENCHMARKS.md.
 
 mod client;
+mod pace;
 mod report;
 mod run;
 mod scenario;

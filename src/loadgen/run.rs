@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::client::{Connection, Failure};
+use super::pace::Schedule;
 use super::report::Series;
 use super::scenario::{self, Party, Scenario, Secrets};
 use super::{Options, seconds};
@@ -181,6 +182,7 @@ impl Plan {
         let start = Instant::now();
         let measure_from = start + self.warmup;
         let end = measure_from + self.duration;
+        let schedule = self.rate.map(|r| Arc::new(Schedule::start(r, start, end)));
         let ticker = tokio::spawn(report_progress(
             progress.clone(),
             scenario,
@@ -201,11 +203,11 @@ impl Plan {
                 run_id: self.run_id.clone(),
                 cold: self.cold,
                 call_ids: self.call_ids,
-                rate: self.rate,
+                schedule: schedule.clone(),
                 timeout: self.timeout,
                 progress: progress.clone(),
             };
-            tasks.push(tokio::spawn(worker.run(start, measure_from, end)));
+            tasks.push(tokio::spawn(worker.run(measure_from, end)));
         }
         let mut histogram = new_histogram();
         let mut failures = BTreeMap::<String, u64>::new();
@@ -218,7 +220,10 @@ impl Plan {
             }
         }
         ticker.abort();
-        let measured = end.saturating_duration_since(measure_from);
+        // Until the last answer: a fixed rate the server cannot keep up
+        // with finishes late, and its figure is what was served, not what
+        // was asked for.
+        let measured = Instant::now().saturating_duration_since(measure_from);
         Series {
             name: scenario.name().to_owned(),
             rate: self.rate,
@@ -237,8 +242,6 @@ fn new_histogram() -> Histogram<u64> {
 
 #[derive(Default)]
 struct Progress {
-    /// Requests scheduled so far (fixed rate).
-    issued: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
 }
@@ -299,7 +302,8 @@ struct Worker {
     run_id: String,
     cold: f64,
     call_ids: bool,
-    rate: Option<u64>,
+    /// Fixed rate: when each request is due. Closed loop without.
+    schedule: Option<Arc<Schedule>>,
     timeout: Duration,
     progress: Arc<Progress>,
 }
@@ -319,7 +323,6 @@ impl Worker {
 
     async fn run(
         self,
-        start: Instant,
         measure_from: Instant,
         end: Instant,
     ) -> (Histogram<u64>, BTreeMap<Failure, u64>) {
@@ -330,20 +333,16 @@ impl Worker {
         let mut seq = 0u64;
         let mut prepared = std::collections::HashMap::<usize, (i64, scenario::Built)>::new();
         loop {
-            // When this request is due: now (closed loop) or on the schedule,
-            // request n at `start + n / rate`.
-            let due = match self.rate {
+            // When this request is due: now (closed loop) or on the schedule.
+            let due = match &self.schedule {
                 None => Instant::now(),
-                Some(rate) => {
-                    let n = self.progress.issued.fetch_add(1, Ordering::Relaxed);
-                    start + Duration::from_secs_f64(n as f64 / rate as f64)
-                }
+                Some(s) => match s.next().await {
+                    Some(due) => due,
+                    None => break,
+                },
             };
             if due >= end {
                 break;
-            }
-            if self.rate.is_some() {
-                tokio::time::sleep_until(due.into()).await;
             }
             let n = seq;
             seq += 1;
