@@ -1,7 +1,7 @@
 //! A namespace's L1: this process's map of entries, bounded in count.
 //!
 //! `quick_cache` (CLOCK-Pro, close to S3-FIFO) holds them: its per-entry
-//! cost is the key, the entry and about a dozen bytes of bookkeeping, where
+//! cost is the key, the entry and a few dozen bytes of bookkeeping, where
 //! moka's access-order and write-order deques and per-entry timer came to
 //! about 420 bytes an entry — 1.3 KB of each cached caller's 3.3 KB.
 //!
