@@ -195,6 +195,9 @@ pub struct SimState {
     ghl_burst_limit: u32,
     /// Per location: request times (epoch ms) in the current burst window.
     ghl_window: Mutex<HashMap<String, Vec<i64>>>,
+    /// Per endpoint: requests inside their simulated latency now, and the
+    /// most there have been at once since the last reset.
+    held: Mutex<HashMap<String, (usize, usize)>>,
 }
 
 /// Requests kept for inspection; older ones are dropped.
@@ -248,9 +251,36 @@ impl SimState {
             .collect()
     }
 
+    /// The most requests to `endpoint` that were inside their simulated
+    /// latency at once: how many calls a client had in flight together.
+    pub fn most_held_at_once(&self, endpoint: &str) -> usize {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.get(endpoint).map_or(0, |(_, most)| *most)
+    }
+
+    /// Counts one more request of `endpoint` held until the guard drops.
+    fn holding<'a>(&'a self, endpoint: &str) -> Held<'a> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, most) = held.entry(endpoint.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Held {
+            state: self,
+            endpoint: endpoint.to_owned(),
+        }
+    }
+
     /// Forgets counts and recorded requests (not data or knobs).
     pub fn reset(&self) {
         self.calls.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for (now, most) in self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+        {
+            *most = *now;
+        }
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -310,6 +340,7 @@ impl SimState {
                 0
             };
         if delay > 0 {
+            let _held = self.holding(endpoint);
             hold(Duration::from_millis(delay)).await;
         }
         if knob.timeout_rate > 0.0 && fastrand::f64() < knob.timeout_rate {
@@ -371,6 +402,7 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             ghl_burst_limit: config.ghl_burst_limit.max(1),
             ghl_window: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         });
         for (endpoint, knob) in config.knobs {
             state
@@ -409,6 +441,22 @@ impl Simulator {
 
     pub async fn stop(&self) {
         self.handle.stop(true).await;
+    }
+}
+
+/// One request inside its simulated latency; counted out when dropped
+/// (answered, or abandoned by its client).
+struct Held<'a> {
+    state: &'a SimState,
+    endpoint: String,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut held = self.state.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((now, _)) = held.get_mut(&self.endpoint) {
+            *now = now.saturating_sub(1);
+        }
     }
 }
 

@@ -364,7 +364,9 @@ async fn an_entry_past_its_fail_safe_window_leaves_l1_and_its_count() {
     policies.set(
         Namespace::Slots,
         Policy {
-            fresh: Duration::from_millis(30),
+            // Long enough that the count below sees both, however loaded the
+            // machine; the test then waits on expiry, not on a sleep.
+            fresh: Duration::from_millis(1_500),
             stale_while_revalidate: Duration::ZERO,
             fail_safe: Duration::ZERO,
             jitter: 0.0,

@@ -92,6 +92,53 @@ async fn call_ended_delivered_twice_stores_one_call_counts_once_and_writes_back(
 }
 
 #[tokio::test]
+async fn write_backs_of_different_callers_reach_the_upstreams_at_once() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    // Slow upstreams: one write-back at a time never has two in flight.
+    for endpoint in [endpoints::ZEP_ADD_MESSAGES, endpoints::GHL_UPSERT_CONTACT] {
+        let slow = Knob {
+            latency_ms: 1_000,
+            ..Knob::default()
+        };
+        sim.state.set_knob(endpoint, slow).unwrap();
+    }
+    let callers = [
+        "+15550100011",
+        "+15550100012",
+        "+15550100013",
+        "+15550100014",
+    ];
+    let sends = callers.iter().enumerate().map(|(i, from)| {
+        let event =
+            json!({ "event": "call_ended", "call": ended_call(&format!("wb_{i}"), from, 30_000) });
+        let app = &app;
+        async move { retell(app, "/retell/events", &event).await.0 }
+    });
+    for status in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 200);
+    }
+    // Each caller has a CRM touch and a transcript to write back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.state.calls(endpoints::GHL_UPSERT_CONTACT) < 4
+        || sim.state.calls(endpoints::ZEP_ADD_MESSAGES) < 4
+        || app.store.writeback_backlog().await.unwrap().0 > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "write-backs left: {:?}",
+            sim.state.all_calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let most = [endpoints::GHL_UPSERT_CONTACT, endpoints::ZEP_ADD_MESSAGES]
+        .map(|e| sim.state.most_held_at_once(e));
+    assert!(
+        most.iter().any(|n| *n >= 2),
+        "in flight at once, CRM and memory: {most:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_memory() {
     let (app, sim) = app(TestDb::sqlite()).await;
     // The write-backs fail: only the call's end drops anything cached.
