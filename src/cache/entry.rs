@@ -30,6 +30,11 @@ pub struct Entry<V> {
 /// No throttle: an offset no moment is before.
 const NEVER: i32 = i32::MIN;
 
+/// `t` as an offset from `version`, saturating (and never [`NEVER`]).
+fn offset(version: i64, t: i64) -> i32 {
+    (t - version).clamp(i32::MIN as i64 + 1, i32::MAX as i64) as i32
+}
+
 /// Where an entry is in its life at a given moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -79,13 +84,12 @@ impl<V> Entry<V> {
     /// An unthrottled entry loaded at `version` whose windows end at
     /// `[fresh, stale, fail_safe]` (epoch milliseconds).
     fn at(value: Option<Arc<V>>, version: i64, ends: [i64; 3], load_ms: u32) -> Self {
-        let off = |t: i64| (t - version).clamp(i32::MIN as i64 + 1, i32::MAX as i64) as i32;
         Entry {
             value,
             version,
-            fresh: off(ends[0]),
-            stale: off(ends[1]),
-            fail_safe: off(ends[2]),
+            fresh: offset(version, ends[0]),
+            stale: offset(version, ends[1]),
+            fail_safe: offset(version, ends[2]),
             throttled: NEVER,
             load_ms,
         }
@@ -137,10 +141,9 @@ impl<V> Entry<V> {
 
     /// The same value, served as fail-safe without retrying until `until`.
     pub fn throttled(&self, until: i64) -> Self {
-        let throttled = (until - self.version).clamp(i32::MIN as i64 + 1, i32::MAX as i64);
         Entry {
             value: self.value.clone(),
-            throttled: throttled as i32,
+            throttled: offset(self.version, until),
             ..*self
         }
     }

@@ -144,8 +144,9 @@ where
         }
         // A load may have finished between our L1 miss and taking the lock:
         // its entry is in L1 before its flight leaves the map.
-        if let Some(e) = self.inner.l1.get(key, now_ms())
-            && e.state(now_ms()) == State::Fresh
+        let now = now_ms();
+        if let Some(e) = self.inner.l1.get(key, now)
+            && e.state(now) == State::Fresh
         {
             return Joined::Ready(e);
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use warmline::domain::{PhoneNumber, TenantId};
-use warmline::simulator::{Knob, endpoints};
+use warmline::simulator::{Knob, Simulator, endpoints};
 
 use crate::helpers::voice::{app, now_ms, retell, retell_call, secrets};
 use crate::helpers::{PrivatePostgres, TestApp, TestDb, spawn_with_simulator};
@@ -27,6 +27,14 @@ fn ended_call(call_id: &str, from: &str, duration_ms: i64) -> Value {
         { "role": "user", "content": "I'd like a cleaning." }
     ]);
     c
+}
+
+/// The same knob on both write-back endpoints: the CRM touch and the
+/// memory service's messages.
+fn set_writeback_knobs(sim: &Simulator, knob: Knob) {
+    for endpoint in [endpoints::ZEP_ADD_MESSAGES, endpoints::GHL_UPSERT_CONTACT] {
+        sim.state.set_knob(endpoint, knob.clone()).unwrap();
+    }
 }
 
 #[tokio::test]
@@ -95,13 +103,11 @@ async fn call_ended_delivered_twice_stores_one_call_counts_once_and_writes_back(
 async fn write_backs_of_different_callers_reach_the_upstreams_at_once() {
     let (app, sim) = app(TestDb::sqlite()).await;
     // Slow upstreams: one write-back at a time never has two in flight.
-    for endpoint in [endpoints::ZEP_ADD_MESSAGES, endpoints::GHL_UPSERT_CONTACT] {
-        let slow = Knob {
-            latency_ms: 1_000,
-            ..Knob::default()
-        };
-        sim.state.set_knob(endpoint, slow).unwrap();
-    }
+    let slow = Knob {
+        latency_ms: 1_000,
+        ..Knob::default()
+    };
+    set_writeback_knobs(&sim, slow);
     let callers = [
         "+15550100011",
         "+15550100012",
@@ -142,13 +148,11 @@ async fn write_backs_of_different_callers_reach_the_upstreams_at_once() {
 async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_memory() {
     let (app, sim) = app(TestDb::sqlite()).await;
     // The write-backs fail: only the call's end drops anything cached.
-    for endpoint in [endpoints::ZEP_ADD_MESSAGES, endpoints::GHL_UPSERT_CONTACT] {
-        let failing = Knob {
-            error_rate: 1.0,
-            ..Knob::default()
-        };
-        sim.state.set_knob(endpoint, failing).unwrap();
-    }
+    let failing = Knob {
+        error_rate: 1.0,
+        ..Knob::default()
+    };
+    set_writeback_knobs(&sim, failing);
     let inbound = json!({ "event": "call_inbound", "call_inbound": {
         "from_number": "+15550100001", "to_number": "+15550100000" } });
     let total_calls = |answer: &Value| {
