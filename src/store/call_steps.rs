@@ -7,11 +7,13 @@
 //! replayed spill journal) stores it once. Arguments and answers are bounded
 //! here, whoever builds the step: a platform cannot grow a row without limit.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Result, Store, StoreError};
+use super::{Conn, Result, Store, StoreError, many};
 use crate::domain::{CallId, Provider};
 
 /// Most bytes of a tool's arguments or answer kept (a few KB: enough to
@@ -192,38 +194,55 @@ impl CallStep {
 /// Records `step`, in the caller's transaction; false when it was already
 /// (a replay).
 pub async fn insert_call_step_in(conn: &mut Conn, step: &CallStep) -> Result<bool> {
-    let (name, arguments, answer) = match &step.what {
-        StepKind::Context { source, answered } => (
-            source.as_str(),
-            None,
-            serde_json::to_string(answered).map_err(|e| StoreError::corrupt("call step", e))?,
-        ),
-        StepKind::Tool {
-            tool,
-            arguments,
-            answer,
-            ..
-        } => (tool.as_str(), arguments.as_deref(), answer.clone()),
-    };
-    let done = sqlx::query(
-        "INSERT INTO call_steps (step_key, provider, call_id, kind, name, arguments, answer,
-            outcome, latency_ms, at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (step_key) DO NOTHING",
-    )
-    .bind(&step.key)
-    .bind(step.provider.as_str())
-    .bind(step.call_id.as_str())
-    .bind(step.what.kind())
-    .bind(name)
-    .bind(arguments)
-    .bind(answer)
-    .bind(step.what.outcome())
-    .bind(step.latency_ms)
-    .bind(step.at_ms)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(!insert_call_steps_in(conn, &[step]).await?.is_empty())
+}
+
+/// Records `steps` in few statements; returns the keys stored now (the
+/// others were already).
+pub async fn insert_call_steps_in(conn: &mut Conn, steps: &[&CallStep]) -> Result<HashSet<String>> {
+    let mut stored = HashSet::with_capacity(steps.len());
+    for chunk in many::chunks(steps) {
+        let sql = format!(
+            "INSERT INTO call_steps (step_key, provider, call_id, kind, name, arguments, answer,
+                outcome, latency_ms, at_ms)
+             VALUES {}
+             ON CONFLICT (step_key) DO NOTHING
+             RETURNING step_key",
+            many::values(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        );
+        let mut q = sqlx::query(&sql);
+        for step in chunk {
+            let (name, arguments, answer) = match &step.what {
+                StepKind::Context { source, answered } => (
+                    source.as_str(),
+                    None,
+                    serde_json::to_string(answered)
+                        .map_err(|e| StoreError::corrupt("call step", e))?,
+                ),
+                StepKind::Tool {
+                    tool,
+                    arguments,
+                    answer,
+                    ..
+                } => (tool.as_str(), arguments.as_deref(), answer.clone()),
+            };
+            q = q
+                .bind(&step.key)
+                .bind(step.provider.as_str())
+                .bind(step.call_id.as_str())
+                .bind(step.what.kind())
+                .bind(name)
+                .bind(arguments)
+                .bind(answer)
+                .bind(step.what.outcome())
+                .bind(step.latency_ms)
+                .bind(step.at_ms);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            stored.insert(row.try_get::<String, _>("step_key")?);
+        }
+    }
+    Ok(stored)
 }
 
 fn from_row(row: &AnyRow) -> Result<CallStep> {

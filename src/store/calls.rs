@@ -40,7 +40,7 @@ impl CallStatus {
         }
     }
 
-    fn rank(self) -> u8 {
+    pub(super) fn rank(self) -> u8 {
         match self {
             CallStatus::Registered => 0,
             CallStatus::Ongoing => 1,
@@ -62,16 +62,6 @@ impl FromStr for CallStatus {
             .find(|c| c.as_str() == s)
             .ok_or_else(|| format!("unknown call status `{s}`"))
     }
-}
-
-/// `CASE` expression giving a status column its rank, generated from
-/// [`CallStatus::rank`] so SQL and Rust cannot disagree.
-fn rank_sql(column: &str) -> String {
-    let arms: String = CallStatus::ALL
-        .iter()
-        .map(|s| format!(" WHEN '{}' THEN {}", s.as_str(), s.rank()))
-        .collect();
-    format!("(CASE {column}{arms} ELSE 0 END)")
 }
 
 /// What one event says about a call; `None` in its details keeps what is
@@ -240,94 +230,6 @@ fn from_row(row: &AnyRow) -> Result<CallRecord> {
     })
 }
 
-/// Merges one event into the call log.
-///
-/// Three single statements rather than a read-modify-write, so concurrent
-/// events for one call need no lock on either backend: an insert that does
-/// nothing when the row exists, a merge that never moves the status backwards,
-/// and a conditional update of the end time that exactly one writer can win.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
-
-/// Binds `$1`…`$17`, the values both the insert and the merge write, in the
-/// one order both statements number them.
-fn bind_update<'q>(q: AnyQuery<'q>, u: &'q CallUpdate, analysis: Option<&'q str>) -> AnyQuery<'q> {
-    let d = &u.details;
-    q.bind(u.provider.as_str())
-        .bind(u.call_id.as_str())
-        .bind(u.tenant_id.as_ref().map(TenantId::as_str))
-        .bind(d.caller.as_ref().map(PhoneNumber::as_str))
-        .bind(d.called.as_ref().map(PhoneNumber::as_str))
-        .bind(d.direction.as_deref())
-        .bind(u.status.as_str())
-        .bind(d.started_at_ms)
-        .bind(d.duration_ms)
-        .bind(d.disconnection_reason.as_deref())
-        .bind(d.transcript.as_deref())
-        .bind(d.summary.as_deref())
-        .bind(d.successful.map(i64::from))
-        .bind(d.sentiment.as_deref())
-        .bind(analysis)
-        .bind(d.trace_id.as_deref())
-        .bind(d.channel.map(Channel::as_str))
-}
-
-/// One statement merges the event into the call (inserting it when new);
-/// a second sets the end time when the event has one and the call had none,
-/// which is how a call is counted exactly once, also under concurrent
-/// transactions (the second waits on the row and then finds it ended).
-pub async fn upsert_call_in(conn: &mut Conn, u: &CallUpdate) -> Result<CallUpsert> {
-    let now = now_ms();
-    let analysis = u.details.analysis.as_ref().map(|a| a.to_string());
-    let upsert = format!(
-        "INSERT INTO calls (provider, call_id, tenant_id, from_number, to_number, direction, status,
-            started_at_ms, duration_ms, disconnection_reason, transcript, summary,
-            successful, sentiment, analysis, trace_id, channel, created_at_ms, updated_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-            COALESCE($17, 'voice'), $18, $18)
-         ON CONFLICT (provider, call_id) DO UPDATE SET
-            tenant_id = COALESCE(excluded.tenant_id, calls.tenant_id),
-            from_number = COALESCE(excluded.from_number, calls.from_number),
-            to_number = COALESCE(excluded.to_number, calls.to_number),
-            direction = COALESCE(excluded.direction, calls.direction),
-            status = CASE WHEN {new_rank} >= {old_rank} THEN excluded.status ELSE calls.status END,
-            started_at_ms = COALESCE(excluded.started_at_ms, calls.started_at_ms),
-            duration_ms = COALESCE(excluded.duration_ms, calls.duration_ms),
-            disconnection_reason = COALESCE(excluded.disconnection_reason, calls.disconnection_reason),
-            transcript = COALESCE(excluded.transcript, calls.transcript),
-            summary = COALESCE(excluded.summary, calls.summary),
-            successful = COALESCE(excluded.successful, calls.successful),
-            sentiment = COALESCE(excluded.sentiment, calls.sentiment),
-            analysis = COALESCE(excluded.analysis, calls.analysis),
-            trace_id = COALESCE(calls.trace_id, excluded.trace_id),
-            channel = CASE WHEN $17 IS NULL THEN calls.channel ELSE excluded.channel END,
-            updated_at_ms = excluded.updated_at_ms",
-        new_rank = rank_sql("excluded.status"),
-        old_rank = rank_sql("calls.status"),
-    );
-    bind_update(sqlx::query(&upsert), u, analysis.as_deref())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-
-    let newly_ended = match u.details.ended_at_ms {
-        Some(ended) => {
-            sqlx::query(
-                "UPDATE calls SET ended_at_ms = $3
-                 WHERE provider = $1 AND call_id = $2 AND ended_at_ms IS NULL",
-            )
-            .bind(u.provider.as_str())
-            .bind(u.call_id.as_str())
-            .bind(ended)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-                == 1
-        }
-        None => false,
-    };
-    Ok(CallUpsert { newly_ended })
-}
-
 pub async fn add_call_fallback_in(
     conn: &mut Conn,
     provider: Provider,
@@ -355,7 +257,7 @@ enum Bind {
 
 impl Store {
     pub async fn upsert_call(&self, u: &CallUpdate) -> Result<CallUpsert> {
-        upsert_call_in(&mut *self.conn().await?, u).await
+        super::call_merge::upsert_call_in(&mut *self.conn().await?, u).await
     }
 
     pub async fn add_call_fallback(

@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Conn, Result, Store, StoreError, now_ms};
+use super::{Conn, Result, Store, StoreError, many, now_ms};
 use crate::domain::{Direction, PhoneNumber, TenantId};
 
 /// Fields learnt about a contact; `None` keeps what is stored.
@@ -119,26 +119,42 @@ pub async fn record_contact_calls_in(
     phone: &PhoneNumber,
     c: &ContactCalls,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO contacts (tenant_id, phone_number, total_calls, outbound_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
-         VALUES ($1, $2, $6, $5, $3, $7, $4)
-         ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
-            total_calls = contacts.total_calls + excluded.total_calls,
-            outbound_calls = contacts.outbound_calls + excluded.outbound_calls,
-            last_call_at_ms = CASE
-                WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
-                THEN excluded.last_call_at_ms ELSE contacts.last_call_at_ms END,
-            updated_at_ms = excluded.updated_at_ms",
-    )
-    .bind(tenant.as_str())
-    .bind(phone.as_str())
-    .bind(c.first_at_ms)
-    .bind(now_ms())
-    .bind(c.outbound)
-    .bind(c.calls)
-    .bind(c.last_at_ms)
-    .execute(conn)
-    .await?;
+    record_many_contact_calls_in(conn, &[(tenant, phone, c)]).await
+}
+
+/// Adds each caller's calls to their counts, in few statements. At most one
+/// entry per caller.
+pub async fn record_many_contact_calls_in(
+    conn: &mut Conn,
+    calls: &[(&TenantId, &PhoneNumber, &ContactCalls)],
+) -> Result<()> {
+    let now = now_ms();
+    for chunk in many::chunks(calls) {
+        let sql = format!(
+            "INSERT INTO contacts (tenant_id, phone_number, total_calls, outbound_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
+             VALUES {}
+             ON CONFLICT (tenant_id, phone_number) DO UPDATE SET
+                total_calls = contacts.total_calls + excluded.total_calls,
+                outbound_calls = contacts.outbound_calls + excluded.outbound_calls,
+                last_call_at_ms = CASE
+                    WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
+                    THEN excluded.last_call_at_ms ELSE contacts.last_call_at_ms END,
+                updated_at_ms = excluded.updated_at_ms",
+            many::values(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
+        );
+        let mut q = sqlx::query(&sql);
+        for (tenant, phone, c) in chunk {
+            q = q
+                .bind(tenant.as_str())
+                .bind(phone.as_str())
+                .bind(c.calls)
+                .bind(c.outbound)
+                .bind(c.first_at_ms)
+                .bind(c.last_at_ms)
+                .bind(now);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

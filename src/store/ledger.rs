@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
-use super::{Conn, Result, Store, now_ms};
+use super::{Conn, Result, Store, many, now_ms};
 
 /// Records that the work named `key` has been applied, in the caller's
 /// transaction; false when it had been already (a retry).
@@ -31,10 +31,6 @@ pub async fn record_applied_in(
     Ok(done.rows_affected() == 1)
 }
 
-/// Rows per statement of [`record_applied_many_in`]: four parameters a row,
-/// well inside both backends' limits.
-const MANY_CHUNK: usize = 200;
-
 /// [`record_applied_in`] for many jobs in as few statements as possible;
 /// returns the keys recorded now (the others had been applied before).
 /// `jobs`: (kind, key, trace id), keys distinct.
@@ -44,19 +40,13 @@ pub async fn record_applied_many_in(
 ) -> Result<HashSet<String>> {
     let mut fresh = HashSet::with_capacity(jobs.len());
     let now = now_ms();
-    for chunk in jobs.chunks(MANY_CHUNK) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let n = i * 4;
-                format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-            })
-            .collect();
+    for chunk in many::chunks(jobs) {
         let sql = format!(
             "INSERT INTO idempotency_ledger (idempotency_key, kind, trace_id, applied_at_ms)
              VALUES {}
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING idempotency_key",
-            rows.join(", ")
+            many::values(chunk.len(), "(?, ?, ?, ?)")
         );
         let mut q = sqlx::query(&sql);
         for (kind, key, trace) in chunk {

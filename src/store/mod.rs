@@ -15,6 +15,7 @@ mod admin_sessions;
 mod alerts;
 mod appointments;
 mod audit;
+mod call_merge;
 mod call_parties;
 mod call_steps;
 mod calls;
@@ -22,6 +23,7 @@ mod contacts;
 mod daily_metrics;
 mod last_good;
 mod ledger;
+mod many;
 mod messages;
 mod settings;
 mod tenants;
@@ -49,15 +51,16 @@ pub use writeback_queue::QueuedWriteBack;
 /// can apply many changes in one transaction (group commit).
 pub mod tx {
     pub use super::appointments::insert_appointment_in;
+    pub use super::call_merge::{end_calls_in, upsert_calls_in};
     pub use super::call_parties::{call_direction_in, call_parties_in};
-    pub use super::call_steps::insert_call_step_in;
-    pub use super::calls::{add_call_fallback_in, upsert_call_in};
-    pub use super::contacts::{record_contact_calls_in, upsert_contact_in};
+    pub use super::call_steps::{insert_call_step_in, insert_call_steps_in};
+    pub use super::calls::add_call_fallback_in;
+    pub use super::contacts::{record_many_contact_calls_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;
     pub use super::ledger::{record_applied_in, record_applied_many_in};
     pub use super::messages::insert_message_in;
     pub use super::tenants::tenant_for_number_in;
-    pub use super::writeback_queue::enqueue_writeback_in;
+    pub use super::writeback_queue::enqueue_writebacks_in;
 }
 
 use std::str::FromStr;

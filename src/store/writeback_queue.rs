@@ -13,7 +13,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Conn, Result, Store, now_ms};
+use super::{Backend, Conn, Result, Store, many, now_ms};
 use crate::domain::WriteBack;
 
 /// A claimed write-back.
@@ -62,22 +62,39 @@ pub async fn enqueue_writeback_in(
     key: &str,
     trace_id: Option<&str>,
 ) -> Result<bool> {
+    Ok(enqueue_writebacks_in(conn, &[(job, key, trace_id)]).await? == 1)
+}
+
+/// Queues many jobs, each `(job, key, trace id)`, in few statements;
+/// returns how many were new.
+pub async fn enqueue_writebacks_in(
+    conn: &mut Conn,
+    jobs: &[(&WriteBack, &str, Option<&str>)],
+) -> Result<u64> {
     let now = now_ms();
-    let payload =
-        serde_json::to_string(job).map_err(|e| super::StoreError::corrupt("write-back", e))?;
-    let done = sqlx::query(
-        "INSERT INTO writeback_queue (kind, idempotency_key, payload, next_attempt_at_ms, trace_id, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $4)
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(job.kind())
-    .bind(key)
-    .bind(payload)
-    .bind(now)
-    .bind(trace_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let mut queued = 0;
+    for chunk in many::chunks(jobs) {
+        let sql = format!(
+            "INSERT INTO writeback_queue (kind, idempotency_key, payload, next_attempt_at_ms, trace_id, created_at_ms)
+             VALUES {}
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            many::values(chunk.len(), "(?, ?, ?, ?, ?, ?)")
+        );
+        let mut q = sqlx::query(&sql);
+        for (job, key, trace) in chunk {
+            let payload = serde_json::to_string(job)
+                .map_err(|e| super::StoreError::corrupt("write-back", e))?;
+            q = q
+                .bind(job.kind())
+                .bind(*key)
+                .bind(payload)
+                .bind(now)
+                .bind(*trace)
+                .bind(now);
+        }
+        queued += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(queued)
 }
 
 impl Store {

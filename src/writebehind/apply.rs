@@ -1,6 +1,6 @@
 //! What each job does to the database, inside the batch's transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::TimeZone;
 use chrono_tz::Tz;
@@ -11,9 +11,10 @@ use crate::domain::{
     TranscriptLine, WriteBack,
 };
 use crate::store::tx::{
-    add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, enqueue_writeback_in,
-    insert_appointment_in, insert_call_step_in, insert_message_in, record_applied_many_in,
-    record_contact_calls_in, tenant_for_number_in, upsert_call_in,
+    add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, end_calls_in,
+    enqueue_writebacks_in, insert_appointment_in, insert_call_step_in, insert_call_steps_in,
+    insert_message_in, record_applied_many_in, record_many_contact_calls_in, tenant_for_number_in,
+    upsert_calls_in,
 };
 use crate::store::{
     CallStatus, CallStep, CallUpdate, Conn, ContactCalls, DailyDelta, NewAppointment, NewMessage,
@@ -190,10 +191,14 @@ fn day(at_ms: i64, tz: Option<Tz>) -> String {
 /// day, a caller's call counts): summed while the batch's jobs are applied,
 /// written once each at the end, in key order. Concurrent batches then hold
 /// those rows only for their last statements, always taken in the same order.
+///
+/// It also gathers the batch's write-backs (job, key, trace id), queued
+/// together in one statement.
 #[derive(Debug, Default)]
 struct Tally {
     days: BTreeMap<(TenantId, String, Direction), DailyDelta>,
     contacts: BTreeMap<(TenantId, PhoneNumber), ContactCalls>,
+    writebacks: Vec<(WriteBack, String, Option<String>)>,
 }
 
 impl Tally {
@@ -215,11 +220,25 @@ impl Tally {
             .or_insert(c);
     }
 
-    /// Writes the sums: callers first, then days, each in key order.
+    fn write_back(&mut self, job: WriteBack, key: String, trace: Option<&str>) {
+        self.writebacks.push((job, key, trace.map(str::to_owned)));
+    }
+
+    /// Queues the write-backs, then writes the sums: callers first, then
+    /// days, each in key order.
     async fn write(self, conn: &mut Conn) -> Result<(), StoreError> {
-        for ((tenant, caller), c) in &self.contacts {
-            record_contact_calls_in(conn, tenant, caller, c).await?;
-        }
+        let writebacks: Vec<(&WriteBack, &str, Option<&str>)> = self
+            .writebacks
+            .iter()
+            .map(|(job, key, trace)| (job, key.as_str(), trace.as_deref()))
+            .collect();
+        enqueue_writebacks_in(conn, &writebacks).await?;
+        let contacts: Vec<(&TenantId, &PhoneNumber, &ContactCalls)> = self
+            .contacts
+            .iter()
+            .map(|((tenant, caller), c)| (tenant, caller, c))
+            .collect();
+        record_many_contact_calls_in(conn, &contacts).await?;
         for ((tenant, day, direction), d) in self.days {
             add_daily_in(conn, &tenant, &day, direction, d).await?;
         }
@@ -228,7 +247,8 @@ impl Tally {
 }
 
 /// Applies `jobs` in the caller's transaction: their keys recorded in the
-/// ledger together, then each new one's effects, then the batch's tally.
+/// ledger together, then each new one's effects (call events and call steps
+/// many per statement, the rarer kinds one by one), then the batch's tally.
 pub async fn apply_all(conn: &mut Conn, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
     let keys: Vec<String> = jobs.iter().map(|j| j.key()).collect();
     let mut distinct = HashSet::with_capacity(jobs.len());
@@ -239,21 +259,51 @@ pub async fn apply_all(conn: &mut Conn, jobs: &[&Job]) -> Result<Vec<Outcome>, S
         .map(|(job, key)| (job.kind(), key.as_str(), job.trace_id()))
         .collect();
     let mut fresh = record_applied_many_in(conn, &rows).await?;
+    // A key twice in one batch is applied once, the first time.
+    let mut outcomes = vec![Outcome::Duplicate; jobs.len()];
+    let (mut events, mut steps, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, (job, key)) in jobs.iter().zip(&keys).enumerate() {
+        if !fresh.remove(key) {
+            continue;
+        }
+        match job {
+            Job::CallEvent {
+                event,
+                tenant_id,
+                time_zone,
+            } => events.push(EventJob {
+                at,
+                event,
+                tenant_id: tenant_id.as_ref(),
+                time_zone: *time_zone,
+            }),
+            Job::CallStep { step } => steps.push((at, &**step)),
+            _ => others.push((at, *job)),
+        }
+    }
     let mut tally = Tally::default();
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for (job, key) in jobs.iter().zip(&keys) {
-        // A key twice in one batch is applied once, the first time.
-        outcomes.push(if fresh.remove(key) {
-            apply(conn, job, &mut tally).await?
+    apply_call_events(conn, &events, &mut tally, &mut outcomes).await?;
+    let step_rows: Vec<&CallStep> = steps.iter().map(|(_, step)| *step).collect();
+    let stored = insert_call_steps_in(conn, &step_rows).await?;
+    for (at, step) in steps {
+        // Keyed in its own table too: the ledger forgets after its
+        // retention, a step replayed later must still be stored once.
+        outcomes[at] = if stored.contains(&step.key) {
+            Outcome::Applied
         } else {
             Outcome::Duplicate
-        });
+        };
+    }
+    for (at, job) in others {
+        outcomes[at] = apply(conn, job, &mut tally).await?;
     }
     tally.write(conn).await?;
     Ok(outcomes)
 }
 
-/// A job's effects, its key already recorded as new.
+/// A job's effects, applied alone, its key already recorded as new. A batch
+/// takes only its rarer kinds here: its call events and call steps go many
+/// to a statement (see [`apply_all`]).
 async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome, StoreError> {
     match job {
         Job::CallEvent {
@@ -261,18 +311,15 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
             tenant_id,
             time_zone,
         } => {
-            // Acknowledged while the tenant could not be looked up (the
-            // database was down, nothing cached): look again now, so the
-            // call still counts for its tenant and gets its write-back.
-            let found = match (tenant_id, &event.details.called) {
-                (None, Some(called)) => tenant_for_number_in(conn, called).await?,
-                _ => None,
+            let mut outcome = [Outcome::Applied];
+            let one = EventJob {
+                at: 0,
+                event,
+                tenant_id: tenant_id.as_ref(),
+                time_zone: *time_zone,
             };
-            let (tenant, tz) = match &found {
-                Some((id, tz)) => (Some(id), tz.parse::<Tz>().ok()),
-                None => (tenant_id.as_ref(), *time_zone),
-            };
-            apply_call_event(conn, event, tenant, tz, tally).await
+            apply_call_events(conn, &[one], tally, &mut outcome).await?;
+            Ok(outcome[0])
         }
         Job::Appointment {
             appointment: a,
@@ -323,15 +370,11 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
             }
             Ok(Outcome::Applied)
         }
-        Job::CallStep { step } => {
-            // Keyed in its own table too: the ledger forgets after its
-            // retention, a step replayed later must still be stored once.
-            Ok(if insert_call_step_in(conn, step).await? {
-                Outcome::Applied
-            } else {
-                Outcome::Duplicate
-            })
-        }
+        Job::CallStep { step } => Ok(if insert_call_step_in(conn, step).await? {
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        }),
         Job::Message { message: m } => {
             // Keyed in its own table too, like a call step.
             if !insert_message_in(conn, m).await? {
@@ -347,19 +390,106 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
                 }],
             };
             let key = format!("{}:{}", job.kind(), m.key);
-            enqueue_writeback_in(conn, &job, &key, None).await?;
+            tally.write_back(job, key, None);
             Ok(Outcome::Applied)
         }
     }
 }
 
-async fn apply_call_event(
-    conn: &mut Conn,
-    e: &CallEvent,
-    tenant: Option<&TenantId>,
+/// A call event to apply: where its outcome goes, and its tenant as the
+/// acknowledgement knew it.
+struct EventJob<'a> {
+    at: usize,
+    event: &'a CallEvent,
+    tenant_id: Option<&'a TenantId>,
+    time_zone: Option<Tz>,
+}
+
+/// A call event ready to merge: its tenant settled, its update built.
+struct Merge<'a> {
+    at: usize,
+    event: &'a CallEvent,
+    tenant: Option<TenantId>,
     tz: Option<Tz>,
+    update: CallUpdate,
+}
+
+/// Merges `events` into the call log in rounds (one event of each call per
+/// round, in the order they came), each round's calls in key order and in
+/// two statements; then counts each call that one of them ended.
+async fn apply_call_events(
+    conn: &mut Conn,
+    events: &[EventJob<'_>],
     tally: &mut Tally,
-) -> Result<Outcome, StoreError> {
+    outcomes: &mut [Outcome],
+) -> Result<(), StoreError> {
+    let mut rounds: Vec<Vec<Merge>> = Vec::new();
+    let mut seen: HashMap<(Provider, &CallId), usize> = HashMap::with_capacity(events.len());
+    for e in events {
+        // Acknowledged while the tenant could not be looked up (the
+        // database was down, nothing cached): look again now, so the
+        // call still counts for its tenant and gets its write-back.
+        let found = match (e.tenant_id, &e.event.details.called) {
+            (None, Some(called)) => tenant_for_number_in(conn, called).await?,
+            _ => None,
+        };
+        let (tenant, tz) = match found {
+            Some((id, tz)) => (Some(id), tz.parse::<Tz>().ok()),
+            None => (e.tenant_id.cloned(), e.time_zone),
+        };
+        let round = seen
+            .entry((e.event.provider, &e.event.call_id))
+            .and_modify(|n| *n += 1)
+            .or_insert(0);
+        if rounds.len() <= *round {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push(Merge {
+            at: e.at,
+            event: e.event,
+            update: call_update(e.event, tenant.clone()),
+            tenant,
+            tz,
+        });
+    }
+    for mut round in rounds {
+        // Rows locked in one order: concurrent batches do not deadlock.
+        round.sort_by(|a, b| {
+            (a.update.provider.as_str(), a.update.call_id.as_str())
+                .cmp(&(b.update.provider.as_str(), b.update.call_id.as_str()))
+        });
+        let updates: Vec<&CallUpdate> = round.iter().map(|m| &m.update).collect();
+        upsert_calls_in(conn, &updates).await?;
+        let ends: Vec<(Provider, &CallId, i64)> = round
+            .iter()
+            .filter_map(|m| {
+                let u = &m.update;
+                u.details.ended_at_ms.map(|at| (u.provider, &u.call_id, at))
+            })
+            .collect();
+        let ended = if ends.is_empty() {
+            HashSet::new()
+        } else {
+            end_calls_in(conn, &ends).await?
+        };
+        for m in &round {
+            let u = &m.update;
+            let key = (
+                u.provider.as_str().to_owned(),
+                u.call_id.as_str().to_owned(),
+            );
+            outcomes[m.at] = if u.details.ended_at_ms.is_some() && ended.contains(&key) {
+                call_ended(conn, m, tally).await?
+            } else {
+                Outcome::Applied
+            };
+        }
+    }
+    Ok(())
+}
+
+/// What `e` says about its call; an end without a time ends now.
+fn call_update(e: &CallEvent, tenant: Option<TenantId>) -> CallUpdate {
     let status = match e.phase {
         CallPhase::Started => CallStatus::Ongoing,
         CallPhase::Ended => CallStatus::Ended,
@@ -375,23 +505,27 @@ async fn apply_call_event(
     {
         details.duration_ms = Some(end - s);
     }
-    let u = CallUpdate {
+    CallUpdate {
         provider: e.provider,
         call_id: e.call_id.clone(),
         status,
-        tenant_id: tenant.cloned(),
+        tenant_id: tenant,
         details,
-    };
-    let upsert = upsert_call_in(conn, &u).await?;
-    if !upsert.newly_ended {
-        return Ok(Outcome::Applied);
     }
+}
 
+/// The call ended with this event: count it exactly once, and queue its
+/// write-backs to the CRM and memory (run after, with retries).
+async fn call_ended(
+    conn: &mut Conn,
+    m: &Merge<'_>,
+    tally: &mut Tally,
+) -> Result<Outcome, StoreError> {
+    let (e, u) = (m.event, &m.update);
     if e.details.channel == Some(Channel::Chat) {
-        return chat_ended(conn, e).await;
+        return chat_ended(conn, e, tally).await;
     }
-    // The call ended with this event: count it exactly once.
-    let (Some(tenant), Some(caller)) = (tenant, &e.details.caller) else {
+    let (Some(tenant), Some(caller)) = (&m.tenant, &e.details.caller) else {
         return Ok(Outcome::CallEnded);
     };
     let at = e
@@ -411,9 +545,8 @@ async fn apply_call_event(
         duration_ms: u.details.duration_ms.unwrap_or(0),
         ..DailyDelta::default()
     };
-    tally.day(tenant, day(at, tz), direction, delta);
+    tally.day(tenant, day(at, m.tz), direction, delta);
 
-    // Write-back to the CRM and memory runs after, with retries.
     let trace = e.details.trace_id.as_deref();
     let mut jobs = vec![WriteBack::Crm {
         tenant_id: tenant.clone(),
@@ -426,9 +559,9 @@ async fn apply_call_event(
             messages: e.messages.clone(),
         });
     }
-    for job in &jobs {
+    for job in jobs {
         let key = format!("{}:{}", job.kind(), e.idempotency_key());
-        enqueue_writeback_in(conn, job, &key, trace).await?;
+        tally.write_back(job, key, trace);
     }
     Ok(Outcome::CallEnded)
 }
@@ -437,7 +570,11 @@ async fn apply_call_event(
 /// messages go to the memory service like a call's transcript, for the
 /// tenant and customer its `chat_inbound` logged (the chat's own events
 /// carry no numbers).
-async fn chat_ended(conn: &mut Conn, e: &CallEvent) -> Result<Outcome, StoreError> {
+async fn chat_ended(
+    conn: &mut Conn,
+    e: &CallEvent,
+    tally: &mut Tally,
+) -> Result<Outcome, StoreError> {
     let (Some(tenant), Some(caller)) = call_parties_in(conn, e.provider, &e.call_id).await? else {
         return Ok(Outcome::Applied);
     };
@@ -448,7 +585,7 @@ async fn chat_ended(conn: &mut Conn, e: &CallEvent) -> Result<Outcome, StoreErro
             messages: e.messages.clone(),
         };
         let key = format!("{}:{}", job.kind(), e.idempotency_key());
-        enqueue_writeback_in(conn, &job, &key, e.details.trace_id.as_deref()).await?;
+        tally.write_back(job, key, e.details.trace_id.as_deref());
     }
     Ok(Outcome::Applied)
 }

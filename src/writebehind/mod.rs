@@ -4,7 +4,9 @@
 //! platform once it returns. Jobs are gathered into batches (group commit:
 //! one transaction for everything that arrived within a couple of
 //! milliseconds) and applied in that transaction together with their
-//! idempotency record, so "acknowledged" means "in the database" and a
+//! idempotency record — a batch's call events, call steps, write-backs and
+//! counters many rows to a statement, so a batch costs a few round trips,
+//! not a few per job — so "acknowledged" means "in the database" and a
 //! provider's retry is a no-op. When the database cannot be reached, the batch
 //! is appended (and fsynced) to a local spill journal instead, acknowledged,
 //! and replayed in order when the database returns.
@@ -179,8 +181,9 @@ where
     }
 }
 
-/// Applies `jobs` in one transaction.
-async fn commit_jobs(store: &Store, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
+/// Applies `jobs` in one transaction, as a flush applies a batch: their
+/// outcomes in their order.
+pub async fn commit_jobs(store: &Store, jobs: &[&Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut tx = store.begin().await?;
     let outcomes = apply::apply_all(&mut tx, jobs).await?;
     tx.commit().await?;

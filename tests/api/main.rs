@@ -12,6 +12,7 @@ mod admin_tenant_guards;
 mod admin_tenants;
 mod admin_timings;
 mod admin_upstreams;
+mod batches;
 mod bots;
 mod cache;
 mod cache_redis;
