@@ -73,6 +73,9 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 use secrecy::ExposeSecret;
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -250,7 +253,21 @@ impl Store {
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(Some(settings.idle_timeout))
-            .max_lifetime(Some(settings.max_lifetime));
+            .max_lifetime(Some(settings.max_lifetime))
+            // A connection handed out again at once is not pinged first: that
+            // is a round trip before every query a caller waits on (about a
+            // millisecond to a managed database in another zone), and sqlx
+            // already pings each connection when it is released. One idle for
+            // a while may have been dropped by the server or a proxy, and is.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            });
         if backend == Backend::Sqlite {
             if url.contains(":memory:") {
                 // Every connection to `:memory:` is its own empty database.

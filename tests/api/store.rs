@@ -471,3 +471,33 @@ on_both_backends! {
         assert_eq!(recent[0].target["namespace"], "slots");
     }
 }
+
+/// A pooled connection is not pinged each time it is handed out (a round
+/// trip per transaction), but one the server dropped while it sat idle is
+/// found out and replaced before a query needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_server_dropped_while_idle_is_replaced_unseen() {
+    use sqlx::{Connection, Executor};
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = db.store().await;
+    store.list_tenants().await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let killed = admin
+        .fetch_all(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "the pool held a connection");
+    // Idle past the threshold after which a connection is pinged first.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    for _ in 0..3 {
+        store
+            .list_tenants()
+            .await
+            .expect("a dropped connection is never handed out");
+    }
+}
