@@ -290,6 +290,38 @@ async fn report_progress(
     }
 }
 
+/// Who calls, request by request: a caller of the pool, or (the cold
+/// share) a new number. Where a scenario's requests come in pairs (a call's
+/// start, then its end), both are the same caller's.
+struct Callers {
+    pool: Arc<Vec<String>>,
+    cold: f64,
+    pairs: bool,
+    last: Option<(String, Option<usize>)>,
+}
+
+impl Callers {
+    /// The caller of the n-th request, and their index in the pool.
+    fn pick(&mut self, n: u64, rng: &mut fastrand::Rng) -> (String, Option<usize>) {
+        if self.pairs
+            && !n.is_multiple_of(2)
+            && let Some(last) = &self.last
+        {
+            return last.clone();
+        }
+        let picked = if self.cold > 0.0 && rng.f64() < self.cold {
+            (format!("+1556{:07}", rng.u32(..10_000_000)), None)
+        } else {
+            let i = rng.usize(..self.pool.len());
+            (self.pool[i].clone(), Some(i))
+        };
+        if self.pairs {
+            self.last = Some(picked.clone());
+        }
+        picked
+    }
+}
+
 /// One connection's share of a series.
 struct Worker {
     id: usize,
@@ -331,6 +363,12 @@ impl Worker {
         let mut conn = Connection::new(self.host.clone(), self.timeout);
         let mut rng = fastrand::Rng::new();
         let mut seq = 0u64;
+        let mut callers = Callers {
+            pool: self.callers.clone(),
+            cold: self.cold,
+            pairs: self.scenario == Scenario::RetellEvents,
+            last: None,
+        };
         let mut prepared = std::collections::HashMap::<usize, (i64, scenario::Built)>::new();
         loop {
             // When this request is due: now (closed loop) or on the schedule.
@@ -346,12 +384,7 @@ impl Worker {
             }
             let n = seq;
             seq += 1;
-            let (caller, pool_index) = if self.cold > 0.0 && rng.f64() < self.cold {
-                (format!("+1556{:07}", rng.u32(..10_000_000)), None)
-            } else {
-                let i = rng.usize(..self.callers.len());
-                (self.callers[i].clone(), Some(i))
-            };
+            let (caller, pool_index) = callers.pick(n, &mut rng);
             let call_id = match (self.scenario, pool_index) {
                 (Scenario::RetellTool | Scenario::VapiTool, Some(i)) => {
                     standing_call(&self.run_id, i)
@@ -403,5 +436,35 @@ impl Worker {
             }
         }
         (histogram, failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picks(pairs: bool, cold: f64) -> Vec<(String, Option<usize>)> {
+        let pool: Vec<String> = (0..300).map(|i| format!("+1555{i:07}")).collect();
+        let mut callers = Callers {
+            pool: Arc::new(pool),
+            cold,
+            pairs,
+            last: None,
+        };
+        let mut rng = fastrand::Rng::with_seed(7);
+        (0..400).map(|n| callers.pick(n, &mut rng)).collect()
+    }
+
+    #[test]
+    fn a_calls_start_and_end_come_from_one_caller_and_calls_from_many() {
+        for cold in [0.0, 0.5] {
+            let p = picks(true, cold);
+            assert!(p.chunks(2).all(|pair| pair[0] == pair[1]), "cold {cold}");
+            let starts: std::collections::HashSet<_> = p.iter().step_by(2).collect();
+            assert!(starts.len() > 100, "cold {cold}: {} callers", starts.len());
+        }
+        // Unpaired scenarios pick afresh for every request.
+        let p = picks(false, 0.0);
+        assert!(p.chunks(2).any(|pair| pair[0] != pair[1]));
     }
 }
