@@ -53,7 +53,7 @@ pub mod tx {
     pub use super::appointments::insert_appointment_in;
     pub use super::call_merge::{end_calls_in, upsert_calls_in};
     pub use super::call_parties::{call_direction_in, call_parties_in};
-    pub use super::call_steps::{insert_call_step_in, insert_call_steps_in};
+    pub use super::call_steps::insert_call_steps_in;
     pub use super::calls::add_call_fallback_in;
     pub use super::contacts::{record_many_contact_calls_in, upsert_contact_in};
     pub use super::daily_metrics::add_daily_in;

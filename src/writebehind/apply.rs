@@ -12,9 +12,8 @@ use crate::domain::{
 };
 use crate::store::tx::{
     add_call_fallback_in, add_daily_in, call_direction_in, call_parties_in, end_calls_in,
-    enqueue_writebacks_in, insert_appointment_in, insert_call_step_in, insert_call_steps_in,
-    insert_message_in, record_applied_many_in, record_many_contact_calls_in, tenant_for_number_in,
-    upsert_calls_in,
+    enqueue_writebacks_in, insert_appointment_in, insert_call_steps_in, insert_message_in,
+    record_applied_many_in, record_many_contact_calls_in, tenant_for_number_in, upsert_calls_in,
 };
 use crate::store::{
     CallStatus, CallStep, CallUpdate, Conn, ContactCalls, DailyDelta, NewAppointment, NewMessage,
@@ -295,32 +294,24 @@ pub async fn apply_all(conn: &mut Conn, jobs: &[&Job]) -> Result<Vec<Outcome>, S
         };
     }
     for (at, job) in others {
-        outcomes[at] = apply(conn, job, &mut tally).await?;
+        if let Some(outcome) = apply(conn, job, &mut tally).await? {
+            outcomes[at] = outcome;
+        }
     }
     tally.write(conn).await?;
     Ok(outcomes)
 }
 
-/// A job's effects, applied alone, its key already recorded as new. A batch
-/// takes only its rarer kinds here: its call events and call steps go many
-/// to a statement (see [`apply_all`]).
-async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome, StoreError> {
+/// The effects of a job of the rarer kinds, its key already recorded as new;
+/// `None` for a call event or a call step, which a batch applies many at a
+/// time instead (see [`apply_all`]).
+async fn apply(
+    conn: &mut Conn,
+    job: &Job,
+    tally: &mut Tally,
+) -> Result<Option<Outcome>, StoreError> {
     match job {
-        Job::CallEvent {
-            event,
-            tenant_id,
-            time_zone,
-        } => {
-            let mut outcome = [Outcome::Applied];
-            let one = EventJob {
-                at: 0,
-                event,
-                tenant_id: tenant_id.as_ref(),
-                time_zone: *time_zone,
-            };
-            apply_call_events(conn, &[one], tally, &mut outcome).await?;
-            Ok(outcome[0])
-        }
+        Job::CallEvent { .. } | Job::CallStep { .. } => Ok(None),
         Job::Appointment {
             appointment: a,
             time_zone,
@@ -343,7 +334,7 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
                     delta,
                 );
             }
-            Ok(Outcome::Applied)
+            Ok(Some(Outcome::Applied))
         }
         Job::Fallback {
             provider,
@@ -368,17 +359,12 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
                 };
                 tally.day(t, day(now_ms(), *time_zone), direction, delta);
             }
-            Ok(Outcome::Applied)
+            Ok(Some(Outcome::Applied))
         }
-        Job::CallStep { step } => Ok(if insert_call_step_in(conn, step).await? {
-            Outcome::Applied
-        } else {
-            Outcome::Duplicate
-        }),
         Job::Message { message: m } => {
             // Keyed in its own table too, like a call step.
             if !insert_message_in(conn, m).await? {
-                return Ok(Outcome::Duplicate);
+                return Ok(Some(Outcome::Duplicate));
             }
             // The worker skips it when the tenant has no memory service.
             let job = WriteBack::Memory {
@@ -391,7 +377,7 @@ async fn apply(conn: &mut Conn, job: &Job, tally: &mut Tally) -> Result<Outcome,
             };
             let key = format!("{}:{}", job.kind(), m.key);
             tally.write_back(job, key, None);
-            Ok(Outcome::Applied)
+            Ok(Some(Outcome::Applied))
         }
     }
 }
