@@ -162,6 +162,15 @@ impl<V> Entry<V> {
         }
     }
 
+    /// `value` in place of this entry's, with its version and windows: a
+    /// correction of a part of the value, not a new load of it.
+    pub fn revised(&self, value: Arc<V>) -> Self {
+        Entry {
+            value: Some(value),
+            ..*self
+        }
+    }
+
     pub fn age_ms(&self, now: i64) -> i64 {
         (now - self.version).max(0)
     }

@@ -11,6 +11,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -31,6 +33,46 @@ const MAX_LOAD_TIME: Duration = Duration::from_secs(30);
 const LEASE_POLL: Duration = Duration::from_millis(20);
 
 pub(super) type Flight<V> = Shared<BoxFuture<'static, Result<Entry<V>, LoadError>>>;
+
+/// A change to a value, made in place: the replacement, or `None` to keep it.
+pub(super) type Revision<V> = Box<dyn FnOnce(&V) -> Option<V> + Send>;
+
+/// A key's load in flight, as the in-flight map holds it.
+pub(super) struct InFlight<V> {
+    pub(super) flight: Flight<V>,
+    pub(super) landing: Arc<Pending<V>>,
+}
+
+/// What happened to a key while its load ran.
+pub(super) struct Pending<V> {
+    /// The key was removed or written meanwhile: what the load read may be
+    /// older than that, so its value is handed to its waiters, not cached.
+    /// (A flush of a whole namespace or prefix makes the namespace's
+    /// generation move instead.)
+    pub(super) superseded: AtomicBool,
+    /// Revisions made meanwhile ([`Tiered::revise_here`]), applied to the
+    /// value when it lands.
+    pub(super) revisions: Mutex<Vec<Revision<V>>>,
+}
+
+impl<V> Pending<V> {
+    fn new() -> Self {
+        Pending {
+            superseded: AtomicBool::new(false),
+            revisions: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// Where a landing entry is kept.
+enum Keep {
+    /// Not cached ("not found" without a negative window).
+    No,
+    /// In L1: a peer's value, read from L2.
+    Here,
+    /// In L1, L2 and the last-known-good table: a value loaded here.
+    Everywhere,
+}
 
 enum Joined<V> {
     Ready(Entry<V>),
@@ -139,8 +181,8 @@ where
             .inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = inflight.get(key) {
-            return Joined::Flight(flight.clone(), false);
+        if let Some(f) = inflight.get(key) {
+            return Joined::Flight(f.flight.clone(), false);
         }
         // A load may have finished between our L1 miss and taking the lock:
         // its entry is in L1 before its flight leaves the map.
@@ -151,6 +193,7 @@ where
             return Joined::Ready(e);
         }
         let generation = self.inner.core.generation(self.inner.ns);
+        let landing = Arc::new(Pending::new());
         let this = self.clone();
         let owned_key = key.to_owned();
         let span = if background {
@@ -169,8 +212,9 @@ where
                 cache.key = %mask_phones_in(key),
             )
         };
-        let load =
-            async move { this.run_load(owned_key, loader, generation).await }.instrument(span);
+        let pending = landing.clone();
+        let load = async move { this.run_load(owned_key, loader, generation, pending).await }
+            .instrument(span);
         // A load a request waits for queries on its behalf; a refresh does not.
         let task = if background {
             tokio::spawn(load)
@@ -183,7 +227,13 @@ where
         }
         .boxed()
         .shared();
-        inflight.insert(key.to_owned(), flight.clone());
+        inflight.insert(
+            key.to_owned(),
+            InFlight {
+                flight: flight.clone(),
+                landing,
+            },
+        );
         Joined::Flight(flight, true)
     }
 
@@ -192,6 +242,7 @@ where
         key: String,
         loader: F,
         generation: u64,
+        pending: Arc<Pending<V>>,
     ) -> Result<Entry<V>, LoadError>
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -206,6 +257,7 @@ where
         let _landing = Landing {
             tiered: self,
             key: &key,
+            pending: &pending,
         };
 
         let mut leased = false;
@@ -219,8 +271,7 @@ where
                 Ok(true) => leased = true,
                 Ok(false) => {
                     if let Some(e) = self.wait_for_peer(&key, policy.hard_timeout / 2).await {
-                        self.inner.l1.insert(&key, e.clone());
-                        return Ok(e);
+                        return Ok(self.land(&key, e, Keep::Here, generation, &pending));
                     }
                 }
                 // Redis trouble: load ourselves rather than wait on it.
@@ -259,12 +310,12 @@ where
                     now,
                     elapsed.as_millis().min(u32::MAX as u128) as u32,
                 );
-                // An invalidation while we loaded may have made our value
-                // stale already: hand it to the waiters but do not cache it.
-                if cacheable && core.generation(ns) == generation {
-                    self.store_loaded(&key, &entry);
-                }
-                Ok(entry)
+                let keep = if cacheable {
+                    Keep::Everywhere
+                } else {
+                    Keep::No
+                };
+                Ok(self.land(&key, entry, keep, generation, &pending))
             }
             Err(e) => {
                 core.stats(ns).load_error(ns);
@@ -298,6 +349,43 @@ where
             }
         }
         None
+    }
+
+    /// A loaded entry (or a peer's, from L2) lands: the revisions made
+    /// while it loaded are applied (one revision at a time, as
+    /// [`Tiered::revise_here`] makes them), and it is kept as `keep` says
+    /// unless the key or the namespace was invalidated meanwhile (then its
+    /// value is older than that: handed to the waiters, not cached).
+    fn land(
+        &self,
+        key: &str,
+        mut entry: Entry<V>,
+        keep: Keep,
+        generation: u64,
+        pending: &Pending<V>,
+    ) -> Entry<V> {
+        let _one_at_a_time = self
+            .inner
+            .revising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let revisions =
+            std::mem::take(&mut *pending.revisions.lock().unwrap_or_else(|p| p.into_inner()));
+        for revise in revisions {
+            if let Some(new) = entry.value.as_deref().and_then(revise) {
+                entry = entry.revised(Arc::new(new));
+            }
+        }
+        if !pending.superseded.load(Ordering::Acquire)
+            && self.inner.core.generation(self.inner.ns) == generation
+        {
+            match keep {
+                Keep::Everywhere => self.store_loaded(key, &entry),
+                Keep::Here => self.inner.l1.insert(key, entry.clone()),
+                Keep::No => {}
+            }
+        }
+        entry
     }
 
     /// L1 now; L2 and the last-known-good copy in the background, so waiters
@@ -335,6 +423,7 @@ where
 {
     tiered: &'a Tiered<V>,
     key: &'a str,
+    pending: &'a Arc<Pending<V>>,
 }
 
 impl<V> Drop for Landing<'_, V>
@@ -346,11 +435,15 @@ where
         if std::thread::panicking() {
             inner.core.stats(inner.ns).load_error(inner.ns);
         }
-        inner
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(self.key);
+        let mut inflight = inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        // The key's flight now, unless a write superseded this one and a
+        // newer load took its place.
+        if inflight
+            .get(self.key)
+            .is_some_and(|f| Arc::ptr_eq(&f.landing, self.pending))
+        {
+            inflight.remove(self.key);
+        }
     }
 }
 

@@ -87,6 +87,8 @@ pub(crate) trait LocalTier: Send + Sync {
     fn entry_count(&self) -> u64;
     fn keys_with_prefix(&self, prefix: &str) -> Vec<String>;
     fn contains(&self, key: &str) -> bool;
+    /// A load of `key` in flight is not cached ([`tiered::Inner::supersede`]).
+    fn supersede(&self, key: &str);
     fn remove(&self, key: &str);
     fn expire(&self, key: &str);
     fn clear(&self);
@@ -156,8 +158,8 @@ impl Core {
         };
         match op {
             Op::Remove { ns, key } => {
-                self.bump_generation(*ns);
                 if let Some(local) = self.local(*ns) {
+                    local.supersede(key);
                     if local.contains(key) {
                         removed.insert((*ns, key.clone()));
                     }
@@ -165,8 +167,8 @@ impl Core {
                 }
             }
             Op::Expire { ns, key } => {
-                self.bump_generation(*ns);
                 if let Some(local) = self.local(*ns) {
+                    local.supersede(key);
                     local.expire(key);
                 }
             }
@@ -196,10 +198,11 @@ impl Core {
         }
     }
 
-    /// Drops `key` in each of `namespaces` from L1 here, from L2 (one
-    /// command) and from every other replica's L1. The last-known-good
-    /// copies stay: the value changed, it did not go bad.
-    async fn drop_changed(&self, namespaces: &[Namespace], key: &str) {
+    /// Drops `key` in each of `namespaces` from L1 here (but for those
+    /// `revised_here`: this replica has already corrected its copy), from
+    /// L2 (one command) and from every other replica's L1. The
+    /// last-known-good copies stay: the value changed, it did not go bad.
+    async fn drop_changed(&self, namespaces: &[Namespace], key: &str, revised_here: &[Namespace]) {
         let ops: Vec<Op> = namespaces
             .iter()
             .map(|ns| Op::Remove {
@@ -207,8 +210,10 @@ impl Core {
                 key: key.to_owned(),
             })
             .collect();
-        for op in &ops {
-            self.apply_local(op);
+        for (op, ns) in ops.iter().zip(namespaces) {
+            if !revised_here.contains(ns) {
+                self.apply_local(op);
+            }
         }
         if let Some(l2) = &self.l2 {
             let raw: Vec<String> = namespaces.iter().map(|ns| l2.key(*ns, key)).collect();
@@ -440,17 +445,21 @@ impl Cache {
         }
     }
 
-    /// A call of the caller's ended: their call counts (in the contact) and
-    /// the context built on them changed, on every replica. Their memory
-    /// did not (the write-back drops it once the transcript reaches the
-    /// memory service, with [`Cache::invalidate_caller`]), and the
-    /// last-known-good copies stay: counts a call behind are still what to
-    /// serve while the CRM is down.
-    pub async fn caller_called(&self, tenant: &TenantId, caller: &PhoneNumber) {
+    /// What warmline or an upstream knows of a caller changed: their
+    /// entries in `changed` are dropped from L2 and every other replica,
+    /// and from this one's L1 but for those `revised_here` (corrected in
+    /// place with [`Tiered::revise_here`]). The last-known-good copies
+    /// stay: a contact a call behind is still what to serve while the CRM
+    /// is down.
+    pub async fn caller_changed(
+        &self,
+        tenant: &TenantId,
+        caller: &PhoneNumber,
+        changed: &[Namespace],
+        revised_here: &[Namespace],
+    ) {
         let key = keys::caller(tenant, caller);
-        self.core
-            .drop_changed(&[Namespace::Contact, Namespace::Context], &key)
-            .await;
+        self.core.drop_changed(changed, &key, revised_here).await;
     }
 
     /// Registers a warm-up step for `ns`; it returns how many entries it

@@ -15,7 +15,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
 use super::entry::{Entry, State};
-use super::flight::Flight;
+use super::flight::{InFlight, Revision};
 use super::l1::L1;
 use super::stats::{Outcome, Tier};
 use super::{Core, LocalTier, Namespace, Policy, now_ms};
@@ -72,7 +72,11 @@ pub(super) struct Inner<V> {
     pub(super) ns: Namespace,
     pub(super) policy: Policy,
     pub(super) l1: L1<V>,
-    pub(super) inflight: Mutex<HashMap<String, Flight<V>>>,
+    pub(super) inflight: Mutex<HashMap<String, InFlight<V>>>,
+    /// Held while an entry is revised, while a load lands and while a
+    /// load is superseded: one revision reads what the last one wrote, and
+    /// a landing load sees a write of its key or lands wholly before it.
+    pub(super) revising: Mutex<()>,
     pub(super) core: Arc<Core>,
 }
 
@@ -96,6 +100,7 @@ where
                 policy,
                 l1,
                 inflight: Mutex::new(HashMap::new()),
+                revising: Mutex::new(()),
                 core,
             }),
         }
@@ -273,7 +278,7 @@ where
     }
 
     fn set_local(&self, key: &str, value: Arc<V>) -> Entry<V> {
-        self.inner.core.bump_generation(self.inner.ns);
+        self.inner.supersede(key);
         let entry = Entry::shared(Some(value), &self.inner.policy, now_ms(), 0);
         self.inner.l1.insert(key, entry.clone());
         entry
@@ -304,6 +309,61 @@ where
             key: key.to_owned(),
         })
         .await;
+    }
+
+    /// Revises this replica's copy of `key` in place: `change` gets the
+    /// value held here and returns its replacement, or `None` to keep it;
+    /// a value being loaded here gets it when it lands. The entry keeps its
+    /// windows (a revision is not a load: what it did not change ages as
+    /// before). Revisions run one at a time. Only this replica is touched:
+    /// the caller drops the key from L2 and the other replicas. Returns
+    /// whether a value is held or being loaded here; `false` leaves nothing
+    /// to revise, and the key should be dropped here too.
+    pub fn revise_here(
+        &self,
+        key: &str,
+        change: impl FnOnce(&V) -> Option<V> + Send + 'static,
+    ) -> bool {
+        let _one_at_a_time = self
+            .inner
+            .revising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = self.inner.l1.get(key, now_ms()) {
+            let Some(value) = &entry.value else {
+                return false;
+            };
+            if let Some(new) = change(value) {
+                self.inner.l1.insert(key, entry.revised(Arc::new(new)));
+            }
+            return true;
+        }
+        let inflight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(f) = inflight.get(key) else {
+            return false;
+        };
+        let revision: Revision<V> = Box::new(change);
+        f.landing
+            .revisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(revision);
+        true
+    }
+
+    /// Whether this replica holds a value for `key` or is loading one.
+    pub fn here(&self, key: &str) -> bool {
+        self.peek_l1(key).is_some()
+            || self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(key)
     }
 
     /// Removes `key` from every tier and every replica's L1.
@@ -344,9 +404,33 @@ where
         self.inner.l1.remove(key);
     }
 
-    /// L1 only, without counting: for tests and the admin's key lookup.
+    /// The value this replica holds for `key` (fresh, stale or fail-safe),
+    /// without a lookup counted or a load started: for tests, the admin's
+    /// key lookup and what a write-back compares with.
     pub fn peek_l1(&self, key: &str) -> Option<Arc<V>> {
         self.inner.l1.get(key, now_ms())?.value
+    }
+}
+
+impl<V> Inner<V> {
+    /// The key was removed or written: a load of it in flight read what is
+    /// now older, so it is not cached when it lands, and the next request
+    /// starts a load of its own. Called before the removal or write.
+    pub(super) fn supersede(&self, key: &str) {
+        // Under the revision lock, which a landing load holds from its
+        // check to its insert: it lands wholly before this (and the caller's
+        // removal or write follows it) or sees it.
+        let _landing = self.revising.lock().unwrap_or_else(|p| p.into_inner());
+        let gone = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        if let Some(f) = gone {
+            f.landing
+                .superseded
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 }
 
@@ -354,6 +438,10 @@ impl<V> LocalTier for Inner<V>
 where
     V: Send + Sync + 'static,
 {
+    fn supersede(&self, key: &str) {
+        Inner::supersede(self, key);
+    }
+
     fn entry_count(&self) -> u64 {
         self.l1.len()
     }

@@ -18,21 +18,13 @@ use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered, keys};
 use crate::domain::PhoneNumber;
 use crate::store::Store;
 use crate::tenants::Tenant;
+pub use crate::upstreams::ContactInfo;
 use crate::upstreams::{Contact, MemoryContext, MemorySubject, Slot, TenantUpstreams, Upstreams};
 
 /// How many upcoming free slots the agent is told about.
 const NEXT_SLOTS: usize = 5;
 /// How far ahead "next free slots" looks.
 const SLOT_HORIZON_DAYS: i64 = 7;
-
-/// What warmline knows of a caller at a tenant, from the CRM and its own
-/// call statistics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContactInfo {
-    pub crm: Option<Contact>,
-    pub total_calls: i64,
-    pub last_call_at_ms: Option<i64>,
-}
 
 /// Everything the agent is told when the call starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +212,38 @@ impl ContextAssembler {
         self.assemble_and_keep(tenant, caller, &key)
             .instrument(tracing::info_span!("calls.assemble_context", tenant = %tenant.id, caller = %caller.masked()))
             .await
+    }
+
+    /// A call of the caller's ended and was counted: this replica's cached
+    /// contact takes their counts from the database, read after the count
+    /// was committed (never behind it; a revision never moves them back, so
+    /// two ends revised out of order leave the later counts). The CRM's part
+    /// stays: a call's end does not change it, and reloading it would put a
+    /// CRM round trip in the caller's next call. Returns whether a contact
+    /// is kept here; with none cached, or the database not answering, the
+    /// caller drops it everywhere instead.
+    pub async fn count_call(&self, tenant: &Tenant, caller: &PhoneNumber) -> bool {
+        let key = keys::caller(&tenant.id, caller);
+        if !self.contacts.here(&key) {
+            return false;
+        }
+        let counts = match self.store.contact(&tenant.id, caller).await {
+            Ok(row) => (
+                row.as_ref().map_or(0, |c| c.total_calls),
+                row.and_then(|c| c.last_call_at_ms),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "caller's counts unread after their call; contact dropped");
+                return false;
+            }
+        };
+        self.contacts.revise_here(&key, move |held| {
+            (counts > (held.total_calls, held.last_call_at_ms)).then(|| ContactInfo {
+                crm: held.crm.clone(),
+                total_calls: counts.0,
+                last_call_at_ms: counts.1,
+            })
+        })
     }
 
     /// The caller's complete context when a fresh one is cached.

@@ -302,8 +302,16 @@ impl Calls {
             && result.1 == Outcome::CallEnded
             && let (Some(t), Some(c)) = (&tenant, &caller)
         {
-            // The caller's call counts changed: drop them everywhere.
-            self.cache.caller_called(&t.id, c).await;
+            // The caller's counts changed: their context everywhere, their
+            // contact here revised in place and dropped elsewhere.
+            let revised: &[Namespace] = if self.context.count_call(t, c).await {
+                &[Namespace::Contact]
+            } else {
+                &[]
+            };
+            self.cache
+                .caller_changed(&t.id, c, &[Namespace::Contact, Namespace::Context], revised)
+                .await;
         }
         Ok(result)
     }

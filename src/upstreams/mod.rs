@@ -136,6 +136,15 @@ impl Contact {
     }
 }
 
+/// What warmline knows of a caller at a tenant, as the `contact` cache
+/// namespace keeps it: the CRM's record and warmline's own call counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactInfo {
+    pub crm: Option<Contact>,
+    pub total_calls: i64,
+    pub last_call_at_ms: Option<i64>,
+}
+
 /// What to write to the CRM about a caller; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct ContactUpsert {

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use crate::cache::{Cache, keys};
+use crate::cache::{Cache, Namespace, keys};
 use crate::domain::WriteBack;
 use crate::store::{QueuedWriteBack, Store};
 use crate::support::{now_ms, supervise};
 use crate::tenants::TenantDirectory;
-use crate::upstreams::{ContactUpsert, ConversationMessage, MemorySubject, Upstreams};
+use crate::upstreams::{ContactInfo, ContactUpsert, ConversationMessage, MemorySubject, Upstreams};
 
 const POLL: Duration = Duration::from_millis(500);
 const BATCH: u32 = 20;
@@ -136,40 +136,57 @@ impl WriteBackWorker {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("tenant {} no longer exists", job.tenant_id()))?;
         let up = self.upstreams.for_tenant(&tenant)?;
-        match job {
+        let key = keys::caller(&tenant.id, job.caller());
+        let changed: &[Namespace] = match job {
             WriteBack::Crm { caller, .. } => {
-                if let Some(crm) = &up.crm {
-                    // A touch: the CRM records the call against the contact.
-                    crm.upsert_contact(&ContactUpsert {
+                let Some(crm) = &up.crm else { return Ok(()) };
+                // A touch: the CRM records the call against the contact.
+                let now = crm
+                    .upsert_contact(&ContactUpsert {
                         phone: Some(caller.clone()),
                         source: Some("warmline call".into()),
                         ..ContactUpsert::default()
                     })
                     .await
                     .map_err(|e| e.to_string())?;
+                // The CRM answers with its record as it now is: when that is
+                // the record cached here, nothing cached changed (the usual
+                // case, a returning caller); else (a contact the touch made,
+                // or one edited in the CRM since) it is dropped.
+                let contacts = self.cache.namespace::<ContactInfo>(Namespace::Contact);
+                if contacts
+                    .peek_l1(&key)
+                    .is_some_and(|held| held.crm.as_ref() == Some(&now))
+                {
+                    return Ok(());
                 }
+                &[Namespace::Contact, Namespace::Context]
             }
             WriteBack::Memory {
                 caller, messages, ..
             } => {
-                if let Some(memory) = &up.memory {
-                    let subject = MemorySubject::for_caller(&tenant.id, caller, None);
-                    let messages: Vec<ConversationMessage> = messages
-                        .iter()
-                        .map(|m| ConversationMessage {
-                            role: m.role.clone(),
-                            content: m.content.clone(),
-                        })
-                        .collect();
-                    memory
-                        .add_messages(&subject, &messages)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
+                let Some(memory) = &up.memory else {
+                    return Ok(());
+                };
+                let subject = MemorySubject::for_caller(&tenant.id, caller, None);
+                let messages: Vec<ConversationMessage> = messages
+                    .iter()
+                    .map(|m| ConversationMessage {
+                        role: m.role.clone(),
+                        content: m.content.clone(),
+                    })
+                    .collect();
+                memory
+                    .add_messages(&subject, &messages)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                &[Namespace::Memory, Namespace::Context]
             }
-        }
-        // What the upstream now knows differs from what we cached.
-        self.cache.invalidate_caller(&tenant.id, job.caller()).await;
+        };
+        // What the upstream now knows differs from what was cached.
+        self.cache
+            .caller_changed(&tenant.id, job.caller(), changed, &[])
+            .await;
         Ok(())
     }
 }

@@ -145,7 +145,7 @@ async fn write_backs_of_different_callers_reach_the_upstreams_at_once() {
 }
 
 #[tokio::test]
-async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_memory() {
+async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_contact_and_memory() {
     let (app, sim) = app(TestDb::sqlite()).await;
     // The write-backs fail: only the call's end drops anything cached.
     let failing = Knob {
@@ -173,10 +173,67 @@ async fn a_call_ending_refreshes_the_callers_counts_and_keeps_their_memory() {
     let calls = sim.state.all_calls();
     assert_eq!(
         calls[endpoints::GHL_FIND_CONTACT],
-        2,
-        "counts reloaded: {calls:?}"
+        1,
+        "the contact kept, its counts revised from the database: {calls:?}"
     );
     assert_eq!(calls[endpoints::ZEP_CONTEXT], 1, "memory kept: {calls:?}");
+}
+
+/// Runs `inbound` for `from` and returns the answer's variables.
+async fn inbound_vars(app: &TestApp, from: &str) -> Value {
+    let body = json!({ "event": "call_inbound", "call_inbound": {
+        "from_number": from, "to_number": "+15550100000" } });
+    let (status, answer) = retell(app, "/retell/inbound", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["call_inbound"]["dynamic_variables"].clone()
+}
+
+async fn end_and_write_back(app: &TestApp, call_id: &str, from: &str) {
+    let ended = json!({ "event": "call_ended", "call": ended_call(call_id, from, 60_000) });
+    assert_eq!(retell(app, "/retell/events", &ended).await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.store.writeback_backlog().await.unwrap().0 > 0 {
+        assert!(Instant::now() < deadline, "write-backs left pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_back_drops_only_what_it_changed_upstream() {
+    let (app, sim) = app(TestDb::sqlite()).await;
+    // Ana is in the CRM: the touch after her call changes nothing cached,
+    // the transcript changes her memory.
+    let first = inbound_vars(&app, "+15550100001").await;
+    end_and_write_back(&app, "call_wb_ana", "+15550100001").await;
+    let second = inbound_vars(&app, "+15550100001").await;
+    assert_eq!(second["customer_name"], first["customer_name"]);
+    assert_ne!(second["total_calls"], first["total_calls"], "{second}");
+    let calls = sim.state.all_calls();
+    assert_eq!(calls[endpoints::GHL_UPSERT_CONTACT], 1, "{calls:?}");
+    assert_eq!(
+        calls[endpoints::GHL_FIND_CONTACT],
+        1,
+        "the CRM's record is what was cached: kept ({calls:?})"
+    );
+    assert_eq!(
+        calls[endpoints::ZEP_CONTEXT],
+        2,
+        "memory reloaded: {calls:?}"
+    );
+
+    // A caller the CRM did not know: the touch made their contact, and
+    // the next call finds it.
+    let unknown = "+15550109876";
+    inbound_vars(&app, unknown).await;
+    let found = sim.state.calls(endpoints::GHL_FIND_CONTACT);
+    end_and_write_back(&app, "call_wb_new", unknown).await;
+    inbound_vars(&app, unknown).await;
+    assert_eq!(
+        sim.state.calls(endpoints::GHL_FIND_CONTACT),
+        found + 1,
+        "the contact the touch made is loaded: {:?}",
+        sim.state.all_calls()
+    );
 }
 
 async fn thousand_concurrent_events_keep_daily_metrics_exact(app: &TestApp) {

@@ -16,6 +16,7 @@ mod batches;
 mod bots;
 mod cache;
 mod cache_redis;
+mod cache_writes;
 mod chat;
 mod durable_answers;
 mod edge;
