@@ -355,17 +355,6 @@ where
         true
     }
 
-    /// Whether this replica holds a value for `key` or is loading one.
-    pub fn here(&self, key: &str) -> bool {
-        self.peek_l1(key).is_some()
-            || self
-                .inner
-                .inflight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(key)
-    }
-
     /// Removes `key` from every tier and every replica's L1.
     pub async fn invalidate(&self, key: &str) {
         let scope = super::FlushScope::Key {

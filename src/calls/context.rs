@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::cache::{Cache, LoadError, Lookup, Namespace, Outcome, Tiered, keys};
 use crate::domain::PhoneNumber;
-use crate::store::Store;
+use crate::store::{CallerCounts, Store};
 use crate::tenants::Tenant;
 pub use crate::upstreams::ContactInfo;
 use crate::upstreams::{Contact, MemoryContext, MemorySubject, Slot, TenantUpstreams, Upstreams};
@@ -215,35 +215,31 @@ impl ContextAssembler {
     }
 
     /// A call of the caller's ended and was counted: this replica's cached
-    /// contact takes their counts from the database, read after the count
-    /// was committed (never behind it; a revision never moves them back, so
-    /// two ends revised out of order leave the later counts). The CRM's part
-    /// stays: a call's end does not change it, and reloading it would put a
-    /// CRM round trip in the caller's next call. Returns whether a contact
-    /// is kept here; with none cached, or the database not answering, the
-    /// caller drops it everywhere instead.
-    pub async fn count_call(&self, tenant: &Tenant, caller: &PhoneNumber) -> bool {
-        let key = keys::caller(&tenant.id, caller);
-        if !self.contacts.here(&key) {
+    /// contact takes the caller's `counts` as the count's transaction left
+    /// them (a revision never moves them back, so two ends revised out of
+    /// order leave the later counts). The CRM's part stays: a call's end
+    /// does not change it, and reloading it would put a CRM round trip in
+    /// the caller's next call. Returns whether a contact is kept here; with
+    /// none cached or loading, or no counts, the caller drops it everywhere
+    /// instead.
+    pub fn count_call(
+        &self,
+        tenant: &Tenant,
+        caller: &PhoneNumber,
+        counts: Option<CallerCounts>,
+    ) -> bool {
+        let Some(counts) = counts else {
             return false;
-        }
-        let counts = match self.store.contact(&tenant.id, caller).await {
-            Ok(row) => (
-                row.as_ref().map_or(0, |c| c.total_calls),
-                row.and_then(|c| c.last_call_at_ms),
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "caller's counts unread after their call; contact dropped");
-                return false;
-            }
         };
-        self.contacts.revise_here(&key, move |held| {
-            (counts > (held.total_calls, held.last_call_at_ms)).then(|| ContactInfo {
-                crm: held.crm.clone(),
-                total_calls: counts.0,
-                last_call_at_ms: counts.1,
+        let now = (counts.total_calls, counts.last_call_at_ms);
+        self.contacts
+            .revise_here(&keys::caller(&tenant.id, caller), move |held| {
+                (now > (held.total_calls, held.last_call_at_ms)).then(|| ContactInfo {
+                    crm: held.crm.clone(),
+                    total_calls: now.0,
+                    last_call_at_ms: now.1,
+                })
             })
-        })
     }
 
     /// The caller's complete context when a fresh one is cached.

@@ -299,12 +299,12 @@ impl Calls {
         };
         let result = self.writebehind.submit(job).await?;
         if ended
-            && result.1 == Outcome::CallEnded
+            && let Outcome::CallEnded(counts) = result.1
             && let (Some(t), Some(c)) = (&tenant, &caller)
         {
             // The caller's counts changed: their context everywhere, their
             // contact here revised in place and dropped elsewhere.
-            let revised: &[Namespace] = if self.context.count_call(t, c).await {
+            let revised: &[Namespace] = if self.context.count_call(t, c, counts) {
                 &[Namespace::Contact]
             } else {
                 &[]

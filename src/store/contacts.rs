@@ -1,6 +1,8 @@
 //! Contacts: what warmline remembers of a caller per tenant, including the
 //! call statistics the agent is told (total calls, last call).
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -119,16 +121,31 @@ pub async fn record_contact_calls_in(
     phone: &PhoneNumber,
     c: &ContactCalls,
 ) -> Result<()> {
-    record_many_contact_calls_in(conn, &[(tenant, phone, c)]).await
+    record_many_contact_calls_in(conn, &[(tenant, phone, c)]).await?;
+    Ok(())
 }
 
-/// Adds each caller's calls to their counts, in few statements. At most one
+/// A caller's counts as a transaction left them: what the agent is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CallerCounts {
+    pub total_calls: i64,
+    pub last_call_at_ms: Option<i64>,
+}
+
+/// Each caller's counts after [`record_many_contact_calls_in`], by
+/// (tenant id, phone number).
+pub type CountsAfter = HashMap<(String, String), CallerCounts>;
+
+/// Adds each caller's calls to their counts, in few statements, and
+/// returns the counts as they now are (the rows stay locked until the
+/// transaction ends: a later transaction's counts are higher). At most one
 /// entry per caller.
 pub async fn record_many_contact_calls_in(
     conn: &mut Conn,
     calls: &[(&TenantId, &PhoneNumber, &ContactCalls)],
-) -> Result<()> {
+) -> Result<CountsAfter> {
     let now = now_ms();
+    let mut after = HashMap::with_capacity(calls.len());
     for chunk in many::chunks(calls) {
         let sql = format!(
             "INSERT INTO contacts (tenant_id, phone_number, total_calls, outbound_calls, first_seen_at_ms, last_call_at_ms, updated_at_ms)
@@ -139,7 +156,8 @@ pub async fn record_many_contact_calls_in(
                 last_call_at_ms = CASE
                     WHEN contacts.last_call_at_ms IS NULL OR contacts.last_call_at_ms < excluded.last_call_at_ms
                     THEN excluded.last_call_at_ms ELSE contacts.last_call_at_ms END,
-                updated_at_ms = excluded.updated_at_ms",
+                updated_at_ms = excluded.updated_at_ms
+             RETURNING tenant_id, phone_number, total_calls, last_call_at_ms",
             many::values(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
         );
         let mut q = sqlx::query(&sql);
@@ -153,9 +171,18 @@ pub async fn record_many_contact_calls_in(
                 .bind(c.last_at_ms)
                 .bind(now);
         }
-        q.execute(&mut *conn).await?;
+        for row in q.fetch_all(&mut *conn).await? {
+            let counts = CallerCounts {
+                total_calls: row.try_get("total_calls")?,
+                last_call_at_ms: row.try_get("last_call_at_ms")?,
+            };
+            after.insert(
+                (row.try_get("tenant_id")?, row.try_get("phone_number")?),
+                counts,
+            );
+        }
     }
-    Ok(())
+    Ok(after)
 }
 
 impl Store {

@@ -38,7 +38,7 @@ pub use call_steps::{CallStep, ContextAnswered, MAX_STEP_TEXT, StepKind};
 pub use calls::{
     CallFallback, CallFilter, CallOutcome, CallRecord, CallStatus, CallUpdate, CallUpsert,
 };
-pub use contacts::{ContactCalls, ContactRecord, ContactUpdate};
+pub use contacts::{CallerCounts, ContactCalls, ContactRecord, ContactUpdate, CountsAfter};
 pub use daily_metrics::{DailyDelta, DailyMetrics};
 pub use last_good::LastGood;
 pub use messages::{MessageRecord, NewMessage};

@@ -16,8 +16,8 @@ use crate::store::tx::{
     record_applied_many_in, record_many_contact_calls_in, tenant_for_number_in, upsert_calls_in,
 };
 use crate::store::{
-    CallStatus, CallStep, CallUpdate, Conn, ContactCalls, DailyDelta, NewAppointment, NewMessage,
-    StoreError,
+    CallStatus, CallStep, CallUpdate, CallerCounts, Conn, ContactCalls, CountsAfter, DailyDelta,
+    NewAppointment, NewMessage, StoreError,
 };
 use crate::support::now_ms;
 
@@ -62,8 +62,9 @@ pub enum Outcome {
     Applied,
     /// Seen before: a retry, nothing changed.
     Duplicate,
-    /// The call ended with this event (it was counted).
-    CallEnded,
+    /// The call ended with this event (it was counted): the caller's
+    /// counts as this batch left them, when it had a tenant and a caller.
+    CallEnded(Option<CallerCounts>),
     Spilled,
     Rejected,
 }
@@ -198,6 +199,8 @@ struct Tally {
     days: BTreeMap<(TenantId, String, Direction), DailyDelta>,
     contacts: BTreeMap<(TenantId, PhoneNumber), ContactCalls>,
     writebacks: Vec<(WriteBack, String, Option<String>)>,
+    /// The jobs that ended a call, by position, and whose counts they changed.
+    ended: Vec<(usize, TenantId, PhoneNumber)>,
 }
 
 impl Tally {
@@ -224,8 +227,9 @@ impl Tally {
     }
 
     /// Queues the write-backs, then writes the sums: callers first, then
-    /// days, each in key order.
-    async fn write(self, conn: &mut Conn) -> Result<(), StoreError> {
+    /// days, each in key order. Each job that ended a call gets its
+    /// caller's counts as they now are.
+    async fn write(self, conn: &mut Conn, outcomes: &mut [Outcome]) -> Result<(), StoreError> {
         let writebacks: Vec<(&WriteBack, &str, Option<&str>)> = self
             .writebacks
             .iter()
@@ -237,7 +241,11 @@ impl Tally {
             .iter()
             .map(|((tenant, caller), c)| (tenant, caller, c))
             .collect();
-        record_many_contact_calls_in(conn, &contacts).await?;
+        let after: CountsAfter = record_many_contact_calls_in(conn, &contacts).await?;
+        for (at, tenant, caller) in self.ended {
+            let key = (tenant.as_str().to_owned(), caller.as_str().to_owned());
+            outcomes[at] = Outcome::CallEnded(after.get(&key).copied());
+        }
         for ((tenant, day, direction), d) in self.days {
             add_daily_in(conn, &tenant, &day, direction, d).await?;
         }
@@ -298,7 +306,7 @@ pub async fn apply_all(conn: &mut Conn, jobs: &[&Job]) -> Result<Vec<Outcome>, S
             outcomes[at] = outcome;
         }
     }
-    tally.write(conn).await?;
+    tally.write(conn, &mut outcomes).await?;
     Ok(outcomes)
 }
 
@@ -512,7 +520,7 @@ async fn call_ended(
         return chat_ended(conn, e, tally).await;
     }
     let (Some(tenant), Some(caller)) = (&m.tenant, &e.details.caller) else {
-        return Ok(Outcome::CallEnded);
+        return Ok(Outcome::CallEnded(None));
     };
     let at = e
         .details
@@ -526,6 +534,7 @@ async fn call_ended(
         None => call_direction_in(conn, e.provider, &e.call_id).await?,
     };
     tally.contact_call(tenant, caller, ContactCalls::one(at, direction));
+    tally.ended.push((m.at, tenant.clone(), caller.clone()));
     let delta = DailyDelta {
         calls: 1,
         duration_ms: u.details.duration_ms.unwrap_or(0),
@@ -549,7 +558,8 @@ async fn call_ended(
         let key = format!("{}:{}", job.kind(), e.idempotency_key());
         tally.write_back(job, key, trace);
     }
-    Ok(Outcome::CallEnded)
+    // The caller's counts follow once the tally is written.
+    Ok(Outcome::CallEnded(None))
 }
 
 /// A chat ended: not a call in the contact's or the day's counts, but its

@@ -2,7 +2,7 @@
 //! means what the same jobs applied one by one mean: on SQLite and Postgres.
 
 use warmline::domain::{CallEvent, CallId, CallPhase, PhoneNumber, Provider, TenantId, WriteBack};
-use warmline::store::{CallRecord, CallStatus, CallStep, NewTenant, StepKind, Store};
+use warmline::store::{CallRecord, CallStatus, CallStep, CallerCounts, NewTenant, StepKind, Store};
 use warmline::writebehind::{Job, Outcome, commit_jobs};
 
 use crate::helpers::TestDb;
@@ -108,15 +108,22 @@ async fn a_batch_means_what_its_jobs_mean_one_by_one(store: Store) {
     let refs: Vec<&Job> = jobs.iter().collect();
     let outcomes = commit_jobs(&store, &refs).await.unwrap();
 
+    // Every end hears its caller's counts as the batch left them.
+    let counted = |total_calls: usize| {
+        Outcome::CallEnded(Some(CallerCounts {
+            total_calls: total_calls as i64,
+            last_call_at_ms: Some(DAY_MS),
+        }))
+    };
     let mut expected = vec![
         Outcome::Applied,
-        Outcome::CallEnded,
+        counted(MANY + 1),
         Outcome::Duplicate,
         Outcome::Applied,
         Outcome::Applied,
         Outcome::Duplicate,
     ];
-    expected.extend([Outcome::Applied, Outcome::CallEnded].repeat(MANY));
+    expected.extend([Outcome::Applied, counted(MANY + 1)].repeat(MANY));
     assert_eq!(outcomes, expected);
 
     let one = stored_call(&store, "call_one").await;
@@ -175,6 +182,12 @@ async fn a_batch_means_what_its_jobs_mean_one_by_one(store: Store) {
         [Outcome::Applied]
     );
     assert_eq!(calls_counted(&store).await, MANY as i64 + 1);
+    // A later batch's end hears the counts with its own call.
+    let next = job(event("call_next", CallPhase::Ended, "call_ended"));
+    assert_eq!(
+        commit_jobs(&store, &[&next]).await.unwrap(),
+        [counted(MANY + 2)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
