@@ -93,9 +93,14 @@ async fn call_ended_delivered_twice_stores_one_call_counts_once_and_writes_back(
         "I'd like a cleaning."
     );
     // The items are marked done once the upstream answered.
+    written_back(&app, deadline).await;
+}
+
+/// Waits until no write-back is pending, failing past `deadline`.
+async fn written_back(app: &TestApp, deadline: Instant) {
     while app.store.writeback_backlog().await.unwrap().0 > 0 {
         assert!(Instant::now() < deadline, "write-back items left pending");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -191,11 +196,7 @@ async fn inbound_vars(app: &TestApp, from: &str) -> Value {
 async fn end_and_write_back(app: &TestApp, call_id: &str, from: &str) {
     let ended = json!({ "event": "call_ended", "call": ended_call(call_id, from, 60_000) });
     assert_eq!(retell(app, "/retell/events", &ended).await.0, 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while app.store.writeback_backlog().await.unwrap().0 > 0 {
-        assert!(Instant::now() < deadline, "write-backs left pending");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    written_back(app, Instant::now() + Duration::from_secs(30)).await;
 }
 
 #[tokio::test]
