@@ -45,7 +45,7 @@ pub use messages::{MessageRecord, NewMessage};
 pub use settings::{DEFAULT_DATABASE_URL, DatabaseSettings};
 pub use tenants::{NewTenant, TenantRow};
 pub use timings::{DailyTimings, Rollup};
-pub use writeback_queue::QueuedWriteBack;
+pub use writeback_queue::{QueuedWriteBack, claim_writebacks_sql};
 
 /// The `*_in` functions take a connection or transaction, so the write-behind
 /// can apply many changes in one transaction (group commit).

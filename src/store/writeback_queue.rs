@@ -16,6 +16,31 @@ use sqlx::any::AnyRow;
 use super::{Backend, Conn, Result, Store, many, now_ms};
 use crate::domain::WriteBack;
 
+/// The statement that leases due write-backs (`$1` now, `$2` the lease's
+/// end, `$3` how many), oldest due first. It walks the due index in its own
+/// order, so a claim reads about `$3` rows however long the backlog is; in
+/// id order it read and sorted every due row first (33 ms a claim at 56k
+/// rows, a backlog a CRM that is down or rate-limited soon leaves). A job's
+/// first attempt is due when it was queued, so this is queue order for
+/// everything not being retried.
+pub fn claim_writebacks_sql(backend: Backend) -> String {
+    let skip_locked = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "UPDATE writeback_queue SET locked_until_ms = $2, attempts = attempts + 1
+         WHERE id IN (
+            SELECT id FROM writeback_queue
+            WHERE done_at_ms IS NULL AND next_attempt_at_ms <= $1
+              AND (locked_until_ms IS NULL OR locked_until_ms < $1)
+            ORDER BY next_attempt_at_ms, id LIMIT $3 {skip_locked})
+           AND done_at_ms IS NULL
+           AND (locked_until_ms IS NULL OR locked_until_ms < $1)
+         RETURNING id, kind, payload, attempts, trace_id, created_at_ms"
+    )
+}
+
 /// A claimed write-back.
 #[derive(Debug, Clone)]
 pub struct QueuedWriteBack {
@@ -107,28 +132,14 @@ impl Store {
         enqueue_writeback_in(&mut *self.conn().await?, job, key, trace_id).await
     }
 
-    /// Leases up to `limit` due write-backs, oldest first, for `lease_ms`.
+    /// Leases up to `limit` due write-backs, oldest due first, for `lease_ms`.
     pub async fn claim_writebacks(
         &self,
         limit: u32,
         lease_ms: i64,
     ) -> Result<Vec<QueuedWriteBack>> {
         let now = now_ms();
-        let skip_locked = match self.backend() {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE writeback_queue SET locked_until_ms = $2, attempts = attempts + 1
-             WHERE id IN (
-                SELECT id FROM writeback_queue
-                WHERE done_at_ms IS NULL AND next_attempt_at_ms <= $1
-                  AND (locked_until_ms IS NULL OR locked_until_ms < $1)
-                ORDER BY id LIMIT $3 {skip_locked})
-               AND done_at_ms IS NULL
-               AND (locked_until_ms IS NULL OR locked_until_ms < $1)
-             RETURNING id, kind, payload, attempts, trace_id, created_at_ms"
-        );
+        let sql = claim_writebacks_sql(self.backend());
         let rows = sqlx::query(&sql)
             .bind(now)
             .bind(now + lease_ms)

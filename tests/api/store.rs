@@ -59,7 +59,7 @@ async fn seed_tenant(store: &Store, id: &str, number: &str) -> TenantId {
 }
 
 #[test]
-fn the_two_migration_folders_differ_only_in_auto_increment_ids() {
+fn the_two_migration_folders_differ_only_in_auto_increment_ids_and_storage_parameters() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let names = |backend: &str| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir.join(backend))
@@ -79,6 +79,8 @@ fn the_two_migration_folders_differ_only_in_auto_increment_ids() {
         let strip = |s: String| -> Vec<String> {
             s.lines()
                 .filter(|l| !l.trim_start().starts_with("--"))
+                // Storage parameters (fillfactor) exist only on Postgres.
+                .filter(|l| !(l.starts_with("ALTER TABLE ") && l.contains(" SET (fillfactor")))
                 .map(|l| {
                     l.replace("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "<ID>")
                         .replace("INTEGER PRIMARY KEY", "<ID>")
@@ -426,6 +428,53 @@ on_both_backends! {
         assert!(!store.enqueue_writeback(&job(0), done_key, None).await.unwrap(), "done items still deduplicate");
         assert_eq!(store.prune_writebacks(warmline::support::now_ms() + 1).await.unwrap(), 30);
         assert!(store.enqueue_writeback(&job(0), done_key, None).await.unwrap(), "pruned keys are forgotten");
+    }
+
+    async fn a_claim_reads_about_its_own_rows_however_long_the_backlog(store: Store) {
+        use sqlx::Row;
+        // A CRM down or rate-limited for a while: the oldest 20,000 items
+        // wait for their retry, the newest 50 are due. A claim must read
+        // the due ones, not walk past every waiting one in id order.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20050)
+             INSERT INTO writeback_queue (kind, idempotency_key, payload, next_attempt_at_ms, created_at_ms)
+             SELECT 'crm_writeback', 'backlog:' || i, '{}',
+                    CASE WHEN i <= 20000 THEN 9000000000000 ELSE i END, i FROM n",
+        )
+        .execute(store.pool()).await.unwrap();
+        sqlx::query("ANALYZE writeback_queue").execute(store.pool()).await.unwrap();
+
+        let now = warmline::support::now_ms();
+        let claim = claim_writebacks_sql(store.backend());
+        let (explain, detail) = match store.backend() {
+            Backend::Postgres => ("EXPLAIN (ANALYZE, COSTS OFF)", 0),
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+        };
+        let mut tx = store.pool().begin().await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("{explain} {claim}"))
+            .bind(now).bind(now + 60_000).bind(20_i64)
+            .fetch_all(&mut *tx).await.unwrap()
+            .iter().map(|row| row.get::<String, _>(detail)).collect();
+        tx.rollback().await.unwrap();
+        let plan = plan.join("\n");
+        match store.backend() {
+            Backend::Postgres => {
+                let passed_over: u64 = plan.lines()
+                    .filter_map(|l| l.split("Rows Removed by Filter: ").nth(1))
+                    .map(|n| n.trim().parse::<u64>().unwrap())
+                    .sum();
+                assert!(passed_over <= 100 && !plan.contains("Sort"), "the claim reads the backlog:\n{plan}");
+            }
+            Backend::Sqlite => assert!(
+                plan.contains("USING INDEX writeback_queue_due") && !plan.contains("TEMP B-TREE"),
+                "the claim reads the backlog:\n{plan}"
+            ),
+        }
+
+        let claimed = store.claim_writebacks(20, 60_000).await.unwrap();
+        let due: Vec<i64> = claimed.iter().map(|i| i.created_at_ms).collect();
+        assert_eq!(due, (20_001..=20_020).collect::<Vec<i64>>(), "the longest due come first");
+        assert!(claimed.iter().all(|i| i.job.is_err()), "a payload that cannot be read comes back as such");
     }
 
     async fn the_idempotency_ledger_records_each_key_once_until_pruned(store: Store) {

@@ -1,0 +1,3 @@
+-- Postgres leaves room in the calls table's pages for a call's later
+-- versions (fillfactor, a storage parameter of Postgres only); SQLite has
+-- no such setting, so this version changes nothing here.
