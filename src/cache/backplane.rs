@@ -119,13 +119,14 @@ impl Backplane {
     /// Tells the other replicas. A failure is only counted: if Redis is
     /// down, so is every replica's subscription, and each flushes its L1
     /// when it reconnects.
-    pub async fn publish(&self, op: Op) {
+    /// False when the message did not get out.
+    pub async fn publish(&self, op: Op) -> bool {
         let msg = Message {
             origin: self.origin.clone(),
             op,
         };
         let Ok(payload) = serde_json::to_string(&msg) else {
-            return;
+            return false;
         };
         let mut conn = self.link.connection();
         let mut cmd = redis::cmd("PUBLISH");
@@ -139,10 +140,12 @@ impl Backplane {
             Ok(Ok(_)) => {
                 self.published.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("warmline_cache_backplane_messages_total", "direction" => "published").increment(1);
+                true
             }
             _ => {
                 self.publish_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("warmline_cache_backplane_publish_errors_total").increment(1);
+                false
             }
         }
     }

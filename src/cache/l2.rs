@@ -5,6 +5,7 @@
 //! failed write is dropped (and counted).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -299,6 +300,25 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Rate-limit windows in Redis: shared by every replica on it.
+pub(crate) struct L2Window(pub(crate) Arc<L2>);
+
+#[async_trait::async_trait]
+impl crate::support::SharedWindow for L2Window {
+    async fn increment(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<(u64, std::time::Duration), String> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.0
+            .window_increment(key, window_ms)
+            .await
+            .map(|(n, left)| (n, std::time::Duration::from_millis(left)))
+            .map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod flight;
 mod inspect;
 mod l1;
 mod l2;
+mod owed;
 mod policy;
 mod redis_link;
 mod stats;
@@ -114,6 +115,7 @@ pub(crate) struct Core {
     registry: RwLock<HashMap<Namespace, Registered>>,
     warmers: RwLock<Vec<(Namespace, Warmer)>>,
     pub(crate) instance_id: String,
+    owed: owed::Owed,
 }
 
 impl Core {
@@ -137,9 +139,11 @@ impl Core {
             .map(|r| r.local.clone())
     }
 
-    pub(crate) async fn publish(&self, op: Op) {
-        if let Some(bp) = &self.backplane {
-            bp.publish(op).await;
+    /// Tells the other replicas; false when the message did not get out.
+    pub(crate) async fn publish(&self, op: Op) -> bool {
+        match &self.backplane {
+            Some(bp) => bp.publish(op).await,
+            None => true,
         }
     }
 
@@ -202,7 +206,13 @@ impl Core {
     /// `revised_here`: this replica has already corrected its copy), from
     /// L2 (one command) and from every other replica's L1. The
     /// last-known-good copies stay: the value changed, it did not go bad.
-    async fn drop_changed(&self, namespaces: &[Namespace], key: &str, revised_here: &[Namespace]) {
+    /// What Redis did not take is owed (see [`owed`]).
+    async fn drop_changed(
+        self: &Arc<Self>,
+        namespaces: &[Namespace],
+        key: &str,
+        revised_here: &[Namespace],
+    ) {
         let ops: Vec<Op> = namespaces
             .iter()
             .map(|ns| Op::Remove {
@@ -215,13 +225,18 @@ impl Core {
                 self.apply_local(op);
             }
         }
+        let mut delivered = true;
         if let Some(l2) = &self.l2 {
             let raw: Vec<String> = namespaces.iter().map(|ns| l2.key(*ns, key)).collect();
             if let Err(e) = l2.delete_raw(&raw).await {
-                tracing::warn!(error = %e, "could not drop changed values from L2");
+                tracing::warn!(error = %e, "could not drop changed values from L2; owed");
+                delivered = false;
             }
         }
-        futures_util::future::join_all(ops.into_iter().map(|op| self.publish(op))).await;
+        let sent = futures_util::future::join_all(ops.into_iter().map(|op| self.publish(op))).await;
+        if !delivered || sent.contains(&false) {
+            self.owe(namespaces, key);
+        }
     }
 
     /// Removes `scope` from L1 here, from L2, from the last-known-good table
@@ -373,6 +388,7 @@ impl Cache {
             registry: RwLock::new(HashMap::new()),
             warmers: RwLock::new(Vec::new()),
             instance_id,
+            owed: owed::Owed::default(),
         });
         if let Some(bp) = backplane {
             // The listener holds only a weak reference: the cache can be dropped.
@@ -510,6 +526,7 @@ impl Cache {
         let l2 = self.core.l2.as_ref().map(|l2| L2Stats {
             breaker: l2.breaker_state(),
             errors: l2.errors(),
+            owed_drops: self.core.owed.len(),
         });
         let backplane = self.core.backplane.as_ref().map(|bp| {
             let (published, received, publish_errors) = bp.counts();
@@ -534,7 +551,7 @@ impl Cache {
         self.core
             .l2
             .clone()
-            .map(|l2| Arc::new(L2Window(l2)) as Arc<dyn crate::support::SharedWindow>)
+            .map(|l2| Arc::new(l2::L2Window(l2)) as Arc<dyn crate::support::SharedWindow>)
     }
 
     /// Whether the backplane subscription is up (false without Redis).
@@ -543,25 +560,6 @@ impl Cache {
             .backplane
             .as_ref()
             .is_some_and(|bp| bp.is_connected())
-    }
-}
-
-/// Rate-limit windows in Redis: shared by every replica on it.
-struct L2Window(Arc<L2>);
-
-#[async_trait::async_trait]
-impl crate::support::SharedWindow for L2Window {
-    async fn increment(
-        &self,
-        key: &str,
-        window: std::time::Duration,
-    ) -> Result<(u64, std::time::Duration), String> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        self.0
-            .window_increment(key, window_ms)
-            .await
-            .map(|(n, left)| (n, std::time::Duration::from_millis(left)))
-            .map_err(|e| e.to_string())
     }
 }
 
@@ -577,6 +575,8 @@ pub struct CacheStats {
 pub struct L2Stats {
     pub breaker: BreakerState,
     pub errors: u64,
+    /// Changed entries still to be dropped from L2 and the other replicas.
+    pub owed_drops: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

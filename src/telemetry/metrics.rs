@@ -41,6 +41,10 @@ pub fn install() -> &'static PrometheusHandle {
             metrics::counter!("warmline_fallback_activations_total", "kind" => kind.as_str())
                 .increment(0);
         }
+        for outcome in ["owed", "settled", "lost"] {
+            metrics::counter!("warmline_cache_owed_drops_total", "outcome" => outcome).increment(0);
+        }
+        metrics::gauge!("warmline_cache_owed_drops").set(0.0);
         handle
     })
 }
@@ -93,6 +97,15 @@ fn describe() {
         "warmline_cache_backplane_publish_errors_total",
         Unit::Count,
         "Backplane messages that could not be published."
+    );
+    describe_gauge!(
+        "warmline_cache_owed_drops",
+        "Changed entries whose drop Redis did not take (stalled, timed out or behind its breaker), still to be dropped from L2 and the other replicas."
+    );
+    describe_counter!(
+        "warmline_cache_owed_drops_total",
+        Unit::Count,
+        "Drops owed to Redis, by outcome: owed (remembered), settled (made again and taken), lost (past the bound, left to the entry's windows)."
     );
     describe_counter!(
         "warmline_cache_backplane_silences_total",

@@ -308,3 +308,93 @@ async fn a_backplane_subscription_gone_silent_is_found_by_its_ping_and_l1_is_flu
     // Once the server answers again, the backplane resubscribes.
     assert!(wait_until(Duration::from_secs(15), || cache.backplane_connected()).await);
 }
+
+/// Whether the private Redis holds `raw`; `None` while it does not answer
+/// (paused).
+async fn exists(conn: &mut redis::aio::MultiplexedConnection, raw: &str) -> Option<bool> {
+    redis::cmd("EXISTS")
+        .arg(raw)
+        .query_async::<u64>(conn)
+        .await
+        .ok()
+        .map(|n| n == 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_redis_did_not_take_is_made_again_once_it_answers() {
+    use warmline::cache::keys;
+    use warmline::domain::{PhoneNumber, TenantId};
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let a = cache(Some(&redis.url()), &prefix, Policies::default(), None);
+    let b = cache(Some(&redis.url()), &prefix, Policies::default(), None);
+    let (on_a, on_b) = (
+        a.namespace::<String>(Namespace::Contact),
+        b.namespace::<String>(Namespace::Contact),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || a.backplane_connected()
+            && b.backplane_connected())
+        .await
+    );
+    let tenant = TenantId::parse("acme").unwrap();
+    let caller = PhoneNumber::parse("+14155550123").unwrap();
+    let key = keys::caller(&tenant, &caller);
+    let raw = format!("{prefix}contact:{{{key}}}");
+    let calls = Arc::new(AtomicUsize::new(0));
+    on_a.get_or_load(&key, counting(&calls, 0, Ok(Some("2 calls".into()))))
+        .await
+        .unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while exists(&mut conn, &raw).await != Some(true) {
+        assert!(Instant::now() < deadline, "the contact reaches L2");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Redis stalls, its data kept: A's lookups time out and open its
+    // breaker, so the drop after the caller's call ended does not get
+    // through, to L2 or to B.
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let _ = on_a
+            .get_or_load(
+                &format!("cold{i}"),
+                counting(&calls, 0, Ok(Some("x".into()))),
+            )
+            .await;
+    }
+    assert_eq!(a.stats().l2.unwrap().breaker, BreakerState::Open);
+    a.caller_changed(&tenant, &caller, &[Namespace::Contact], &[])
+        .await;
+    assert_eq!(a.stats().l2.unwrap().owed_drops, 1, "the drop is owed");
+
+    // Once Redis answers, the old value leaves L2, and a replica reading
+    // the contact loads the new one instead of serving the old for its
+    // 30-minute window.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exists(&mut conn, &raw).await != Some(false) {
+        assert!(Instant::now() < deadline, "the owed drop reaches L2");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let l = on_b
+        .get_or_load(&key, counting(&calls, 0, Ok(Some("3 calls".into()))))
+        .await
+        .unwrap();
+    assert_eq!(l.value.as_deref().map(String::as_str), Some("3 calls"));
+    assert!(
+        wait_until(Duration::from_secs(5), || a.stats().l2.unwrap().owed_drops
+            == 0)
+        .await,
+        "nothing is owed once Redis took it"
+    );
+}

@@ -75,6 +75,13 @@ async fn cache_page(
         .collect();
     let redis = match &stats.l2 {
         None => "not configured: L1 only".to_owned(),
+        Some(l2) if l2.owed_drops > 0 => format!(
+            "breaker {}, {} errors, {} changed entr{} still to drop from Redis and the other replicas",
+            l2.breaker.as_str(),
+            l2.errors,
+            l2.owed_drops,
+            if l2.owed_drops == 1 { "y" } else { "ies" }
+        ),
         Some(l2) => format!("breaker {}, {} errors", l2.breaker.as_str(), l2.errors),
     } + &stats.backplane.as_ref().map_or_else(String::new, |b| {
         format!(
