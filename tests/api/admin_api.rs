@@ -307,15 +307,7 @@ async fn a_flush_waits_for_a_slow_redis_longer_than_a_lookup_would() {
         "{body}"
     );
 
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(300)
-        .arg("ALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    redis.pause(300).await;
     let (status, body) = post(
         &app,
         "/admin/api/cache/flush",

@@ -358,13 +358,7 @@ async fn a_drop_redis_did_not_take_is_made_again_once_it_answers() {
     // Redis stalls, its data kept: A's lookups time out and open its
     // breaker, so the drop after the caller's call ended does not get
     // through, to L2 or to B.
-    redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(3000)
-        .arg("ALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    redis.pause(3000).await;
     for i in 0..3 {
         let _ = on_a
             .get_or_load(

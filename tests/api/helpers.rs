@@ -396,6 +396,23 @@ impl PrivateRedis {
         }
     }
 
+    /// Stalls it for `ms` (`CLIENT PAUSE … ALL`): its data kept, every
+    /// command held until then.
+    pub async fn pause(&self, ms: u64) {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("private redis answers");
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("ALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .expect("CLIENT PAUSE");
+    }
+
     /// Starts it again on the same port.
     pub async fn restart(&mut self) {
         self.kill();
